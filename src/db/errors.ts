@@ -1,0 +1,42 @@
+/**
+ * Classifies errors raised by postgres.js, so the service can tell "the
+ * database is unreachable" and "retry this transaction" from real bugs.
+ */
+
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+]);
+
+const RETRYABLE_CODES = new Set([
+  "40001", // serialization_failure
+  "40P01", // deadlock_detected
+  "23505", // unique_violation: a concurrent writer won; re-reading gives the answer
+]);
+
+function codeOf(error: unknown): string {
+  return typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+}
+
+/** Tells whether the error means the database cannot be reached (SQLSTATE class 08 included). */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = codeOf(error);
+  return UNAVAILABLE_CODES.has(code) || code.startsWith("08");
+}
+
+/** Tells whether running the same transaction again may succeed. */
+export function isRetryable(error: unknown): boolean {
+  return RETRYABLE_CODES.has(codeOf(error));
+}

@@ -1,0 +1,51 @@
+/**
+ * Checks caller-supplied JSON (google.protobuf.Struct) before it is stored as
+ * jsonb, so bad input is rejected with a clear reason instead of failing in
+ * the database or being silently altered.
+ */
+import { invalidRequest } from "./errors.js";
+
+/** Names a JSON object as protobuf-es represents google.protobuf.Struct. */
+export type JsonObject = { [key: string]: JsonValue };
+/** Names any JSON value. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+
+/**
+ * Checks that `value` fits in `maxBytes` as UTF-8 JSON and can be stored as
+ * jsonb unchanged: no NUL characters (jsonb rejects "\u0000") and no
+ * non-finite numbers (JSON has no NaN or Infinity).
+ *
+ * @throws DomainError INVALID_REQUEST naming `field`.
+ */
+export function checkJsonObject(field: string, value: JsonObject, maxBytes: number): void {
+  const problem = findProblem(value);
+  if (problem !== null) throw invalidRequest(field, problem);
+  const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
+  if (bytes > maxBytes) {
+    throw invalidRequest(field, `is ${bytes} bytes as JSON; the limit is ${maxBytes}`);
+  }
+}
+
+function findProblem(value: JsonValue): string | null {
+  if (typeof value === "number") return Number.isFinite(value) ? null : "numbers must be finite";
+  if (typeof value === "string") return value.includes("\u0000") ? "strings must not contain NUL (U+0000)" : null;
+  if (value === null || typeof value === "boolean") return null;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  if (!Array.isArray(value) && Object.keys(value).some((key) => key.includes("\u0000"))) {
+    return "keys must not contain NUL (U+0000)";
+  }
+  for (const child of children) {
+    const problem = findProblem(child);
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/** Serializes JSON with object keys sorted, so equal values give equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}

@@ -1,0 +1,136 @@
+/**
+ * Registers the SessionManagerService handlers on a Connect router. Handlers
+ * only map messages to domain calls and back; the rules live in
+ * src/domain, transactions in src/service, the feed in src/feed.
+ */
+import { create } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import {
+  AppendSessionEventResponseSchema,
+  EndSessionResponseSchema,
+  GetSessionResponseSchema,
+  HeartbeatSessionResponseSchema,
+  ListSessionEventsResponseSchema,
+  ListSessionsResponseSchema,
+  SessionManagerService,
+  StartSessionResponseSchema,
+  WatchSessionEventsResponseSchema,
+  type WatchSessionEventsResponse,
+} from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
+import type { Feed, WatchFrame } from "../feed/watch.js";
+import type { SessionService } from "../service/session-service.js";
+import { fromStateFilter, optionalDate, optionalMs, toEventMessage, toSessionMessage } from "./convert.js";
+
+/** Holds what the handlers call into. */
+export interface RouteDeps {
+  service: SessionService;
+  feed: Feed;
+}
+
+/** Returns a function that registers SessionManagerService on a router. */
+export function createRoutes({ service, feed }: RouteDeps) {
+  return (router: ConnectRouter) =>
+    router.service(SessionManagerService, {
+      async startSession(req) {
+        const result = await service.startSession({
+          recordId: req.recordId,
+          userId: req.userId,
+          performerId: req.performerId,
+          eventTime: optionalDate("event_time", req.eventTime),
+          idleTimeoutMs: optionalMs("idle_timeout", req.idleTimeout),
+          metadata: req.metadata ?? {},
+          isTrainingData: req.isTrainingData,
+        });
+        return create(StartSessionResponseSchema, {
+          session: toSessionMessage(result.session),
+          event: toEventMessage(result.event),
+        });
+      },
+
+      async endSession(req) {
+        const result = await service.endSession({
+          recordId: req.recordId,
+          sessionId: req.sessionId,
+          performerId: req.performerId,
+          eventTime: optionalDate("event_time", req.eventTime),
+        });
+        return create(EndSessionResponseSchema, {
+          session: toSessionMessage(result.session),
+          event: toEventMessage(result.event),
+        });
+      },
+
+      async heartbeatSession(req) {
+        const session = await service.heartbeatSession(req.sessionId);
+        return create(HeartbeatSessionResponseSchema, { session: toSessionMessage(session) });
+      },
+
+      async getSession(req) {
+        const session = await service.getSession(req.sessionId);
+        return create(GetSessionResponseSchema, { session: toSessionMessage(session) });
+      },
+
+      async listSessions(req) {
+        const page = await service.listSessions({
+          userId: req.userId === "" ? null : req.userId,
+          state: fromStateFilter(req.state),
+          pageSize: req.pageSize,
+          pageToken: req.pageToken,
+        });
+        return create(ListSessionsResponseSchema, {
+          sessions: page.items.map(toSessionMessage),
+          nextPageToken: page.nextPageToken,
+        });
+      },
+
+      async appendSessionEvent(req) {
+        const result = await service.appendSessionEvent({
+          recordId: req.recordId,
+          sessionId: req.sessionId,
+          type: req.type,
+          eventTime: optionalDate("event_time", req.eventTime),
+          source: req.source,
+          performerId: req.performerId,
+          payload: req.payload ?? {},
+        });
+        return create(AppendSessionEventResponseSchema, { event: toEventMessage(result.event) });
+      },
+
+      async listSessionEvents(req) {
+        const page = await service.listSessionEvents({
+          sessionId: req.sessionId,
+          pageSize: req.pageSize,
+          pageToken: req.pageToken,
+        });
+        return create(ListSessionEventsResponseSchema, {
+          events: page.items.map(toEventMessage),
+          nextPageToken: page.nextPageToken,
+        });
+      },
+
+      async *watchSessionEvents(req, ctx) {
+        const frames = feed.watch(
+          {
+            userId: req.userId,
+            sessionId: req.sessionId,
+            types: req.types,
+            afterCursor: req.afterCursor,
+            fromBeginning: req.fromBeginning,
+          },
+          ctx.signal,
+        );
+        for await (const frame of frames) yield toFrameMessage(frame);
+      },
+    });
+}
+
+function toFrameMessage(frame: WatchFrame): WatchSessionEventsResponse {
+  switch (frame.kind) {
+    case "event":
+      return create(WatchSessionEventsResponseSchema, { frame: { case: "event", value: toEventMessage(frame.event) } });
+    case "caught_up":
+      return create(WatchSessionEventsResponseSchema, { frame: { case: "caughtUp", value: { cursor: frame.cursor } } });
+    case "heartbeat":
+      return create(WatchSessionEventsResponseSchema, { frame: { case: "heartbeat", value: { cursor: frame.cursor } } });
+  }
+}

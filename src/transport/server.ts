@@ -1,0 +1,135 @@
+/**
+ * Serves gRPC, gRPC-Web and the Connect protocol on ONE port.
+ *
+ * Without TLS, a `net` server reads the first bytes of each connection: the
+ * HTTP/2 connection preface ("PRI * HTTP/2.0") goes to an HTTP/2 server (h2c,
+ * what gRPC clients speak), anything else to an HTTP/1.1 server (browsers,
+ * curl, connect-web). Node's `allowHTTP1` only works with TLS, which is why
+ * the bytes are sniffed. With TLS, ALPN picks h2 or http/1.1.
+ */
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { cors as connectCors } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import corsMiddleware from "cors";
+
+/** Configures `createServer`. */
+export interface ServerOptions {
+  routes: (router: ConnectRouter) => void;
+  interceptors: Interceptor[];
+  /** Browser origins allowed by CORS; "*" allows any. Default none. */
+  corsAllowedOrigins?: string[];
+  /** PEM files; when both are set the server speaks TLS only. */
+  tls?: { certFile: string; keyFile: string } | null;
+  /** Largest accepted request message, in bytes. Default 1 MiB. */
+  readMaxBytes?: number;
+}
+
+/** Holds a created, not yet listening server. */
+export interface Server {
+  /** Starts listening; resolves with the bound port (useful with port 0). */
+  listen(port: number, host?: string): Promise<number>;
+  /** Stops accepting connections, then closes open ones after `graceMs`. */
+  close(graceMs: number): Promise<void>;
+}
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0");
+
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/** Creates the server that serves every protocol on one port. */
+export function createServer(options: ServerOptions): Server {
+  const connect = connectNodeAdapter({
+    routes: options.routes,
+    interceptors: options.interceptors,
+    readMaxBytes: options.readMaxBytes ?? 1024 * 1024,
+  }) as Handler;
+  const handler = withCors(connect, options.corsAllowedOrigins ?? []);
+  const sockets = new Set<net.Socket>();
+  const h2Sessions = new Set<http2.ServerHttp2Session>();
+
+  let listener: net.Server;
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer({}, handler);
+  h2.on("session", (session) => trackSession(session, h2Sessions));
+  if (options.tls) {
+    const secure = http2.createSecureServer(
+      { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true },
+      handler,
+    );
+    secure.on("session", (session) => trackSession(session, h2Sessions));
+    listener = secure;
+  } else {
+    listener = net.createServer((socket) => routeBySniffing(socket, h1, h2));
+  }
+  listener.on("connection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
+  return {
+    listen(port, host = "0.0.0.0") {
+      return new Promise((resolve, reject) => {
+        listener.once("error", reject);
+        listener.listen(port, host, () => {
+          listener.off("error", reject);
+          resolve((listener.address() as net.AddressInfo).port);
+        });
+      });
+    },
+    async close(graceMs) {
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const session of h2Sessions) session.close();
+      h1.closeIdleConnections();
+      const timer = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+      }, graceMs);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function trackSession(session: http2.ServerHttp2Session, sessions: Set<http2.ServerHttp2Session>): void {
+  sessions.add(session);
+  session.once("close", () => sessions.delete(session));
+}
+
+/** Hands a plaintext connection to the HTTP/2 or HTTP/1.1 server by its first bytes. */
+function routeBySniffing(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+  let head = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    head = Buffer.concat([head, chunk]);
+    const prefix = head.subarray(0, PREFACE.length);
+    if (prefix.length < PREFACE.length && PREFACE.subarray(0, prefix.length).equals(prefix)) return;
+    socket.off("data", onData);
+    socket.pause();
+    socket.unshift(head);
+    if (prefix.equals(PREFACE)) {
+      // Do not resume(): the HTTP/2 session reads the socket itself.
+      h2.emit("connection", socket);
+    } else {
+      h1.emit("connection", socket);
+      socket.resume();
+    }
+  };
+  socket.on("data", onData);
+  socket.on("error", () => socket.destroy());
+}
+
+/** Adds CORS for the allowed browser origins, with Connect's method and header lists. */
+function withCors(next: Handler, origins: string[]): Handler {
+  if (origins.length === 0) return next;
+  const middleware = corsMiddleware({
+    origin: origins.includes("*") ? true : origins,
+    methods: [...connectCors.allowedMethods],
+    allowedHeaders: [...connectCors.allowedHeaders],
+    exposedHeaders: [...connectCors.exposedHeaders],
+    maxAge: 7200,
+  });
+  return (req, res) =>
+    middleware(req as http.IncomingMessage, res as http.ServerResponse, () => next(req, res));
+}
