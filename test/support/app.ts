@@ -1,0 +1,39 @@
+/** Starts the real service (port 0) on the test database. */
+import pino from "pino";
+import { inject } from "vitest";
+import { startApp, type App } from "../../src/app.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import { openDatabase, type Sql } from "../../src/db/database.js";
+
+/** Returns the test database's URL (see global-setup.ts). */
+export function databaseUrl(): string {
+  return inject("databaseUrl");
+}
+
+/** Opens a pool on the test database. */
+export function openTestDatabase(max = 10): Sql {
+  return openDatabase({ url: databaseUrl(), max, applicationName: "session-manager-test" });
+}
+
+/** Starts the service on a free port with test-friendly settings. */
+export async function startTestApp(overrides: Partial<Config> = {}): Promise<App> {
+  const config: Config = {
+    ...loadConfig({}),
+    host: "127.0.0.1",
+    port: 0,
+    databaseUrl: databaseUrl(),
+    watchPollMs: 20,
+    watchHeartbeatMs: 1_000,
+    shutdownGraceMs: 500,
+    ...overrides,
+  };
+  return startApp(config, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
+}
+
+let counter = 0;
+
+/** Returns an id unique across test files and runs, for users and record ids. */
+export function uniqueId(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter}`;
+}
