@@ -1,0 +1,30 @@
+/** Keeps the README's config and error tables true to the code. */
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { CONFIG_VARIABLES } from "../src/config.js";
+import { REASONS } from "../src/domain/errors.js";
+
+const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+
+function tableRows(heading: string): string[][] {
+  const section = readme.split(/^## /m).find((part) => part.startsWith(heading)) ?? "";
+  return section
+    .split("\n")
+    .filter((line) => line.startsWith("| `"))
+    .map((line) => line.split("|").slice(1, -1).map((cell) => cell.trim().replace(/^`|`$/g, "")));
+}
+
+describe("README", () => {
+  it("lists every config variable with its default and meaning, in order", () => {
+    const rows = tableRows("Configuration");
+    expect(rows.map(([name, fallback, meaning]) => ({ name, default: fallback, description: meaning }))).toEqual(
+      CONFIG_VARIABLES.map((variable) => ({ ...variable })),
+    );
+  });
+
+  it("lists every error reason with its code", () => {
+    const rows = tableRows("Errors").map(([code, reason]) => `${code} ${reason}`);
+    const expected = Object.entries(REASONS).map(([reason, status]) => `${status.toUpperCase()} ${reason}`);
+    expect(rows.sort()).toEqual(expected.sort());
+  });
+});
