@@ -108,7 +108,7 @@ export interface SessionWithEvent {
  * Fingerprints a mutating request (everything but its record_id), so a retry
  * can be told apart from a reuse of the idempotency key (AIP-155).
  */
-export function requestHash(method: string, command: { recordId: string }): string {
+export function requestHash<T extends { recordId: string }>(method: string, command: T): string {
   const { recordId: _ignored, ...rest } = command;
   return createHash("sha256").update(canonicalJson({ method, ...rest })).digest("base64url");
 }

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
-import { readFeed, type FeedFilter } from "../db/session-repository.js";
+import { readFeed, type FeedFilter } from "../db/feed-repository.js";
 import { comparePositions, decodeCursor, encodeCursor, FEED_START, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import { DomainError } from "../domain/errors.js";
 import type { SessionEvent } from "../domain/session.js";

@@ -36,6 +36,11 @@ export interface SessionServiceOptions {
   /** Idle timeout of sessions started without one, in ms. */
   defaultIdleTimeoutMs: number;
   log: Logger;
+  /**
+   * Called after a transaction that wrote events has committed (not for
+   * replays or heartbeats). The feed uses it to wake its readers.
+   */
+  onEventsCommitted?: () => void;
 }
 
 /** Holds the result of a mutating call; `replayed` is true for a retried request. */
@@ -75,6 +80,13 @@ class StaleSession extends Error {}
 /** Creates the session service. */
 export function createSessionService(options: SessionServiceOptions) {
   const { sql, defaultIdleTimeoutMs, log } = options;
+  const committed = options.onEventsCommitted ?? (() => {});
+
+  /** Reports committed events to `onEventsCommitted`, then returns the outcome. */
+  function announce<T extends { replayed: boolean }>(outcome: T): T {
+    if (!outcome.replayed) committed();
+    return outcome;
+  }
 
   /**
    * Runs `work` in a transaction, retrying when a concurrent writer won a
@@ -128,7 +140,7 @@ export function createSessionService(options: SessionServiceOptions) {
     async startSession(command: StartCommand): Promise<Outcome<SessionWithEvent>> {
       checkStart(command);
       const hash = requestHash("StartSession", command);
-      return transaction(async (tx) => {
+      const outcome = await transaction(async (tx) => {
         await repo.lockUser(tx, command.userId);
         const [existing, open, now] = await Promise.all([
           repo.findEventByRecordId(tx, command.userId, command.recordId),
@@ -143,6 +155,7 @@ export function createSessionService(options: SessionServiceOptions) {
         const event = await repo.insertSessionWithEvent(tx, planned.session, planned.event);
         return { session: planned.session, event, replayed: false };
       });
+      return announce(outcome);
     },
 
     /**
@@ -152,7 +165,7 @@ export function createSessionService(options: SessionServiceOptions) {
      */
     async endSession(command: EndCommand): Promise<Outcome<SessionWithEvent>> {
       const hash = requestHash("EndSession", command);
-      return transaction(async (tx) => {
+      const outcome = await transaction(async (tx) => {
         const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
         if (isReplay(existing, hash) || session.state === "ended") {
           const ended = existing ?? (await repo.findEventByType(tx, session, LIFECYCLE_TYPES.ended));
@@ -163,6 +176,7 @@ export function createSessionService(options: SessionServiceOptions) {
         if (event === null) throw new StaleSession();
         return { session: planned.session, event, replayed: false };
       });
+      return announce(outcome);
     },
 
     /**
@@ -187,7 +201,7 @@ export function createSessionService(options: SessionServiceOptions) {
     async appendSessionEvent(command: AppendCommand): Promise<Outcome<{ event: SessionEvent }>> {
       checkAppend(command);
       const hash = requestHash("AppendSessionEvent", command);
-      return transaction(async (tx) => {
+      const outcome = await transaction(async (tx) => {
         const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
         if (isReplay(existing, hash)) return { event: existing!, replayed: true };
         const planned = planAppend(session, command, hash, now);
@@ -195,6 +209,7 @@ export function createSessionService(options: SessionServiceOptions) {
         if (event === null) throw new StaleSession();
         return { event, replayed: false };
       });
+      return announce(outcome);
     },
 
     /**

@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Sql } from "../../src/db/database.js";
-import { readFeed, type FeedFilter } from "../../src/db/session-repository.js";
+import { readFeed, type FeedFilter } from "../../src/db/feed-repository.js";
 import { positionBelowHorizon, type FeedPosition } from "../../src/domain/cursor.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
 
@@ -127,7 +127,7 @@ describe("feed horizon", () => {
     const [session1, session2] = [await createSession(user1), await createSession(user2)];
     const mine = new Set([user1, user2]);
     const good = { position: await headPosition() };
-    const [{ max }] = await sql<{ max: string }[]>`select coalesce(max(id), 0)::text as max from session_events`;
+    const [{ max }] = await sql<[{ max: string }]>`select coalesce(max(id), 0)::text as max from session_events`;
     const broken = { lastId: BigInt(max) };
 
     const t1 = await openTransaction();

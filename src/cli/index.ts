@@ -1,0 +1,44 @@
+/**
+ * The `session-manager` command line. Each command lives in its own file and
+ * is registered in COMMANDS; configuration comes from the environment
+ * (see src/config.ts), options from the command's own arguments.
+ */
+import { ConfigError, loadConfig, type Config } from "../config.js";
+import { migrateCommand } from "./migrate.js";
+import { serve } from "./serve.js";
+
+/** Describes one CLI command. */
+interface Command {
+  summary: string;
+  run(args: string[], config: Config): Promise<void>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: { summary: "run the service (configured by environment variables; see README)", run: serve },
+  migrate: { summary: "apply database migrations and exit", run: migrateCommand },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(10)}${command.summary}`);
+  return `usage: session-manager <command> [options]\n\ncommands:\n${lines.join("\n")}\n`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...args] = argv;
+  const command = name === undefined ? undefined : COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(usage());
+    process.exit(name === undefined || name === "help" || name === "--help" ? 0 : 2);
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
+  await command.run(args, config);
+}
+
+await main(process.argv.slice(2));
