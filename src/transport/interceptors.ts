@@ -66,7 +66,9 @@ export function createAccessInterceptor(log: Logger): Interceptor {
           done(mapped, { frames });
           throw mapped;
         }
-        done(undefined, { frames });
+        // A stream that stops because its client went away is logged as canceled.
+        if (req.signal.aborted) done(ConnectError.from(req.signal.reason ?? "canceled", Code.Canceled), { frames });
+        else done(undefined, { frames });
       })(),
     };
   };
