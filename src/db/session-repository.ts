@@ -4,26 +4,31 @@
  * mapped to domain types here and nowhere else.
  */
 import type { JsonObject } from "../domain/json.js";
+import type { SessionChange } from "../domain/lifecycle.js";
 import type { EndReason, NewSessionEvent, Session, SessionEvent, SessionState } from "../domain/session.js";
 import type { Executor } from "./database.js";
 
 interface SessionRow {
   user_id: string;
   session_id: string;
+  session_index: string;
+  previous_session_id: string;
   state: SessionState;
   start_time: Date;
   end_time: Date | null;
   last_activity_time: Date;
   expire_time: Date | null;
   idle_timeout_ms: string;
+  max_duration_ms: string | null;
   end_reason: EndReason | null;
   performer_id: string;
   is_training_data: boolean;
   metadata: JsonObject;
   last_seq: string;
+  last_hash: string;
 }
 
-/** Names the columns of a session_events row as postgres.js returns them. */
+/** Names the columns of a session_events row as postgres.js returns them (xid8 and bigint as text). */
 export interface EventRow {
   user_id: string;
   session_id: string;
@@ -39,13 +44,20 @@ export interface EventRow {
   source: string;
   performer_id: string;
   payload: JsonObject;
+  hash: string;
+}
+
+/** Holds a session read together with the database clock of the same statement. */
+export interface SessionRead {
+  session: Session;
+  now: Date;
 }
 
 /**
  * Takes the per-user advisory lock for the rest of the transaction. Every
  * transaction that writes a user's sessions or events takes it first, before
  * anything assigns a transaction id, so transaction-id order matches the
- * order in which a user's changes happen (see src/feed/feed-reader.ts).
+ * order in which a user's changes happen (the feed orders by it).
  */
 export async function lockUser(tx: Executor, userId: string): Promise<void> {
   await tx`select pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
@@ -65,7 +77,7 @@ export async function lockUserOfSession(tx: Executor, sessionId: string): Promis
   return rows.length > 0;
 }
 
-/** Reads the database clock (the service's only time source), truncated to ms. */
+/** Reads the database clock (the service's only time source). */
 export async function readClock(ex: Executor): Promise<Date> {
   const [row] = await ex<{ now: Date }[]>`select clock_timestamp() as now`;
   return row!.now;
@@ -81,13 +93,25 @@ export async function findSession(ex: Executor, sessionId: string): Promise<Sess
   return row ? toSession(row) : null;
 }
 
-/** Finds the user's ACTIVE or PAUSED session. */
-export async function findOpenSession(ex: Executor, userId: string): Promise<Session | null> {
-  const [row] = await ex<SessionRow[]>`
-    select *
+/** Finds a session by id, with the statement's clock (for the lazy view of lapsed sessions). */
+export async function findSessionWithClock(ex: Executor, sessionId: string): Promise<SessionRead | null> {
+  const [row] = await ex<(SessionRow & { db_now: Date })[]>`
+    select *, now() as db_now
     from sessions
-    where user_id = ${userId}
-      and state <> 'ended'
+    where session_id = ${sessionId}
+  `;
+  return row ? { session: toSession(row), now: row.db_now } : null;
+}
+
+/** Finds the user's latest session (the only one that can be open). */
+export async function findLatestSession(ex: Executor, userId: string): Promise<Session | null> {
+  const [row] = await ex<SessionRow[]>`
+    select sessions.*
+    from users
+    join sessions
+      on sessions.user_id = users.user_id
+     and sessions.session_id = users.last_session_id
+    where users.user_id = ${userId}
   `;
   return row ? toSession(row) : null;
 }
@@ -128,94 +152,159 @@ export async function findEventByType(ex: Executor, session: Session, type: stri
   return row ? toEvent(row) : null;
 }
 
-/** Inserts a new session and its first event in one statement. */
-export async function insertSessionWithEvent(tx: Executor, session: Session, event: NewSessionEvent): Promise<SessionEvent> {
+/** Inserts a new session and its first event, and makes it the user's latest session, in one statement. */
+export async function insertSession(tx: Executor, session: Session, event: NewSessionEvent): Promise<SessionEvent> {
   const [row] = await tx<{ tx_id: string; id: string }[]>`
     with new_session as (
       insert into sessions (
-        user_id, session_id, state, start_time, end_time, last_activity_time, expire_time,
-        idle_timeout_ms, end_reason, performer_id, is_training_data, metadata, last_seq
+        user_id, session_id, session_index, previous_session_id, state, start_time, end_time,
+        last_activity_time, expire_time, idle_timeout_ms, max_duration_ms, max_end_time, end_reason,
+        performer_id, is_training_data, metadata, last_seq, last_hash
       )
       values (
-        ${session.userId}, ${session.sessionId}, ${session.state}, ${session.startTime}, ${session.endTime},
-        ${session.lastActivityTime}, ${session.expireTime}, ${session.idleTimeoutMs}, ${session.endReason},
-        ${session.performerId}, ${session.isTrainingData}, ${tx.json(session.metadata)}, ${session.lastSeq}
+        ${session.userId}, ${session.sessionId}, ${session.sessionIndex}, ${session.previousSessionId}, ${session.state},
+        ${session.startTime}, ${session.endTime}, ${session.lastActivityTime}, ${session.expireTime},
+        ${session.idleTimeoutMs}, ${session.maxDurationMs},
+        ${session.maxDurationMs === null ? null : new Date(session.startTime.getTime() + session.maxDurationMs)},
+        ${session.endReason}, ${session.performerId}, ${session.isTrainingData}, ${tx.json(session.metadata)},
+        ${session.lastSeq}, ${session.lastHash}
       )
       returning user_id, session_id
+    ),
+    latest as (
+      insert into users (user_id, last_session_index, last_session_id)
+      select user_id, ${session.sessionIndex}, session_id
+      from new_session
+      on conflict (user_id) do update
+        set last_session_index = excluded.last_session_index,
+            last_session_id = excluded.last_session_id
+      returning user_id
     )
-    ${insertEvent(tx, event, tx`select user_id, session_id from new_session`)}
+    insert into session_events (
+      user_id, session_id, seq, event_id, record_id, request_hash, type,
+      event_time, receive_time, source, performer_id, payload, hash
+    )
+    select
+      new_session.user_id, new_session.session_id, ${event.seq}, ${event.eventId}, ${event.recordId},
+      ${event.requestHash}, ${event.type}, ${event.eventTime}, ${event.receiveTime}, ${event.source},
+      ${event.performerId}, ${tx.json(event.payload)}, ${event.hash}
+    from new_session
+    join latest on latest.user_id = new_session.user_id
+    returning tx_id, id
   `;
   return { ...event, position: { txId: BigInt(row!.tx_id), id: BigInt(row!.id) } };
 }
 
 /**
- * Stores a session's new state and appends an event, in one statement. The
- * update only applies if the stored `last_seq` is still `previousSeq`.
+ * Stores session changes and appends their events, in one statement for any
+ * number of sessions. A change applies only if the stored `last_seq` still
+ * equals `before.lastSeq` (the caller holds the user's lock, so it does;
+ * this guards against writers that do not).
  *
- * @returns the stored event, or null if the session changed meanwhile.
+ * @returns the stored events, in the order of `changes`; one that did not
+ *   apply is missing (compare lengths).
  */
-export async function updateSessionWithEvent(
-  tx: Executor,
-  session: Session,
-  previousSeq: number,
-  event: NewSessionEvent,
-): Promise<SessionEvent | null> {
-  const [row] = await tx<{ tx_id: string; id: string }[]>`
-    with updated as (
-      ${updateSession(tx, session, previousSeq)}
+export async function applyChanges(tx: Executor, changes: SessionChange[]): Promise<SessionEvent[]> {
+  if (changes.length === 0) return [];
+  const input = changes.map(({ before, after, event }, ord) => ({
+    ord,
+    user_id: after.userId,
+    session_id: after.sessionId,
+    previous_seq: before.lastSeq,
+    state: after.state,
+    end_time: after.endTime?.toISOString() ?? null,
+    last_activity_time: after.lastActivityTime.toISOString(),
+    expire_time: after.expireTime?.toISOString() ?? null,
+    end_reason: after.endReason,
+    // Metadata is rewritten only when it changed (UpdateSession); null keeps it.
+    metadata: after.metadata === before.metadata ? null : after.metadata,
+    is_training_data: after.isTrainingData,
+    last_seq: after.lastSeq,
+    last_hash: after.lastHash,
+    event_id: event.eventId,
+    record_id: event.recordId,
+    request_hash: event.requestHash,
+    type: event.type,
+    event_time: event.eventTime.toISOString(),
+    receive_time: event.receiveTime.toISOString(),
+    source: event.source,
+    performer_id: event.performerId,
+    payload: event.payload,
+    hash: event.hash,
+  }));
+  const rows = await tx<{ ord: number; tx_id: string; id: string }[]>`
+    with input as (
+      select *
+      from jsonb_to_recordset(${tx.json(input)}) as t(
+        ord int, user_id text, session_id text, previous_seq bigint, state text, end_time timestamptz,
+        last_activity_time timestamptz, expire_time timestamptz, end_reason text, metadata jsonb,
+        is_training_data boolean, last_seq bigint, last_hash text, event_id text, record_id text,
+        request_hash text, type text, event_time timestamptz, receive_time timestamptz, source text,
+        performer_id text, payload jsonb, hash text
+      )
+    ),
+    updated as (
+      update sessions
+      set state = input.state,
+          end_time = input.end_time,
+          last_activity_time = input.last_activity_time,
+          expire_time = input.expire_time,
+          end_reason = input.end_reason,
+          metadata = coalesce(input.metadata, sessions.metadata),
+          is_training_data = input.is_training_data,
+          last_seq = input.last_seq,
+          last_hash = input.last_hash
+      from input
+      where sessions.user_id = input.user_id
+        and sessions.session_id = input.session_id
+        and sessions.last_seq = input.previous_seq
+      returning sessions.user_id, sessions.session_id
+    ),
+    inserted as (
+      insert into session_events (
+        user_id, session_id, seq, event_id, record_id, request_hash, type,
+        event_time, receive_time, source, performer_id, payload, hash
+      )
+      select
+        input.user_id, input.session_id, input.last_seq, input.event_id, input.record_id, input.request_hash,
+        input.type, input.event_time, input.receive_time, input.source, input.performer_id, input.payload, input.hash
+      from input
+      join updated using (user_id, session_id)
+      order by input.ord
+      returning event_id, tx_id, id
     )
-    ${insertEvent(tx, event, tx`select user_id, session_id from updated`)}
+    select input.ord, inserted.tx_id, inserted.id
+    from inserted
+    join input using (event_id)
+    order by input.ord
   `;
-  return row ? { ...event, position: { txId: BigInt(row.tx_id), id: BigInt(row.id) } } : null;
+  return rows.map((row) => ({ ...changes[row.ord]!.event, position: { txId: BigInt(row.tx_id), id: BigInt(row.id) } }));
 }
 
 /**
- * Stores a session's new state (activity only, no event).
+ * Stores a heartbeat (activity only, no event).
  *
  * @returns false if the session changed meanwhile (its `last_seq` moved).
  */
-export async function storeSession(tx: Executor, session: Session, previousSeq: number): Promise<boolean> {
-  const rows = await tx`${updateSession(tx, session, previousSeq)}`;
-  return rows.length > 0;
-}
-
-function updateSession(tx: Executor, session: Session, previousSeq: number) {
-  return tx`
+export async function touchSession(tx: Executor, session: Session): Promise<boolean> {
+  const rows = await tx`
     update sessions
-    set state = ${session.state},
-        end_time = ${session.endTime},
-        last_activity_time = ${session.lastActivityTime},
-        expire_time = ${session.expireTime},
-        end_reason = ${session.endReason},
-        metadata = ${tx.json(session.metadata)},
-        is_training_data = ${session.isTrainingData},
-        last_seq = ${session.lastSeq}
+    set last_activity_time = ${session.lastActivityTime},
+        expire_time = ${session.expireTime}
     where user_id = ${session.userId}
       and session_id = ${session.sessionId}
-      and last_seq = ${previousSeq}
-    returning user_id, session_id
+      and last_seq = ${session.lastSeq}
+      and state = 'active'
+    returning 1
   `;
-}
-
-function insertEvent(tx: Executor, event: NewSessionEvent, source: ReturnType<Executor>) {
-  return tx`
-    insert into session_events (
-      user_id, session_id, seq, event_id, record_id, request_hash, type,
-      event_time, receive_time, source, performer_id, payload
-    )
-    select
-      user_id, session_id, ${event.seq}, ${event.eventId}, ${event.recordId}, ${event.requestHash}, ${event.type},
-      ${event.eventTime}, ${event.receiveTime}, ${event.source}, ${event.performerId}, ${tx.json(event.payload)}
-    from (${source}) as target
-    returning tx_id::text as tx_id, id::text as id
-  `;
+  return rows.length > 0;
 }
 
 /** Selects sessions for `listSessions`. */
 export interface SessionFilter {
   /** Only this user's sessions; null for all users. */
   userId: string | null;
-  /** Only sessions in this state; null for any. */
+  /** Only sessions in this state as reported (a lapsed session counts as ended); null for any. */
   state: SessionState | null;
 }
 
@@ -226,23 +315,31 @@ export interface SessionPosition {
 }
 
 /** Lists sessions newest first (start_time, then session_id, descending), after a keyset position. */
-export async function listSessions(
-  ex: Executor,
-  filter: SessionFilter,
-  after: SessionPosition | null,
-  limit: number,
-): Promise<Session[]> {
-  const rows = await ex<SessionRow[]>`
-    select *
+export async function listSessions(ex: Executor, filter: SessionFilter, after: SessionPosition | null, limit: number): Promise<{ sessions: Session[]; now: Date }> {
+  const rows = await ex<(SessionRow & { db_now: Date })[]>`
+    select *, now() as db_now
     from sessions
     where true
       ${filter.userId === null ? ex`` : ex`and user_id = ${filter.userId}`}
-      ${filter.state === null ? ex`` : ex`and state = ${filter.state}`}
+      ${stateCondition(ex, filter.state)}
       ${after === null ? ex`` : ex`and (start_time, session_id) < (${after.startTime}, ${after.sessionId})`}
     order by start_time desc, session_id desc
     limit ${limit}
   `;
-  return rows.map(toSession);
+  const now = rows[0]?.db_now ?? new Date();
+  return { sessions: rows.map(toSession), now };
+}
+
+/** Filters by reported state: a session whose deadline passed reads as ended (see domain lapseOf). */
+function stateCondition(ex: Executor, state: SessionState | null) {
+  switch (state) {
+    case null:
+      return ex``;
+    case "ended":
+      return ex`and (state = 'ended' or deadline <= now())`;
+    default:
+      return ex`and state = ${state} and (deadline is null or deadline > now())`;
+  }
 }
 
 /** Lists a session's events in seq order after `afterSeq`. */
@@ -259,25 +356,30 @@ export async function listSessionEvents(ex: Executor, session: Session, afterSeq
   return rows.map(toEvent);
 }
 
-function toSession(row: SessionRow): Session {
+/** Maps a session row to a domain session. */
+export function toSession(row: SessionRow): Session {
   return {
     sessionId: row.session_id,
     userId: row.user_id,
+    sessionIndex: Number(row.session_index),
+    previousSessionId: row.previous_session_id,
     state: row.state,
     startTime: row.start_time,
     endTime: row.end_time,
     lastActivityTime: row.last_activity_time,
     expireTime: row.expire_time,
     idleTimeoutMs: Number(row.idle_timeout_ms),
+    maxDurationMs: row.max_duration_ms === null ? null : Number(row.max_duration_ms),
     endReason: row.end_reason,
     performerId: row.performer_id,
     isTrainingData: row.is_training_data,
     metadata: row.metadata,
     lastSeq: Number(row.last_seq),
+    lastHash: row.last_hash,
   };
 }
 
-/** Maps an event row (with `tx_id` as text) to a domain event. */
+/** Maps an event row to a domain event. */
 export function toEvent(row: EventRow): SessionEvent {
   return {
     eventId: row.event_id,
@@ -292,6 +394,7 @@ export function toEvent(row: EventRow): SessionEvent {
     source: row.source,
     performerId: row.performer_id,
     payload: row.payload,
+    hash: row.hash,
     position: { txId: BigInt(row.tx_id), id: BigInt(row.id) },
   };
 }

@@ -14,6 +14,7 @@ export const REASONS = {
   RECORD_ID_REUSED: "already_exists",
   ACTIVE_SESSION_EXISTS: "failed_precondition",
   SESSION_ENDED: "failed_precondition",
+  SESSION_PAUSED: "failed_precondition",
   CURSOR_EXPIRED: "out_of_range",
   DATABASE_UNAVAILABLE: "unavailable",
   SERVER_SHUTTING_DOWN: "unavailable",

@@ -3,32 +3,46 @@
  * result, one transaction per mutating request. It knows SQL only through the
  * repository and nothing about the transport, so any RPC adapter (Connect
  * today, a plain grpc-js server later) can sit in front of it.
+ *
+ * Every write transaction takes the user's advisory lock first and reads the
+ * state and the database clock after it, so decisions see the latest
+ * committed state and all times come from one clock.
  */
 import type { Logger } from "pino";
-import type { Sql, Executor } from "../db/database.js";
-import { isDatabaseUnavailable, isRetryable } from "../db/errors.js";
+import type { Executor, Sql } from "../db/database.js";
 import * as repo from "../db/session-repository.js";
-import { DomainError } from "../domain/errors.js";
-import { decodePageToken, encodePageToken } from "../domain/page-token.js";
 import {
   checkAppend,
   checkStart,
+  checkUpdate,
   isReplay,
-  LIFECYCLE_TYPES,
+  requestHash,
+  type AppendCommand,
+  type EndCommand,
+  type PauseCommand,
+  type StartCommand,
+  type UpdateCommand,
+} from "../domain/commands.js";
+import { DomainError } from "../domain/errors.js";
+import { newSessionId } from "../domain/ids.js";
+import {
   planAppend,
   planEnd,
   planHeartbeat,
+  planLapse,
+  planMakeRoom,
+  planPause,
+  planResume,
   planStart,
-  requestHash,
+  planUpdate,
   sessionAsStarted,
-  type AppendCommand,
-  type EndCommand,
-  type Session,
-  type SessionEvent,
-  type SessionState,
-  type SessionWithEvent,
-  type StartCommand,
-} from "../domain/session.js";
+  type SessionChange,
+} from "../domain/lifecycle.js";
+import { decodePageToken, encodePageToken } from "../domain/page-token.js";
+import { effectiveSession, LIFECYCLE_TYPES, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
+import { inRead, inTransaction, StaleSession, translate } from "./transaction.js";
+
+export { translate };
 
 /** Configures `createSessionService`. */
 export interface SessionServiceOptions {
@@ -43,8 +57,14 @@ export interface SessionServiceOptions {
   onEventsCommitted?: () => void;
 }
 
-/** Holds the result of a mutating call; `replayed` is true for a retried request. */
+/** Holds the result of a mutating call; `replayed` is true when nothing was written. */
 export type Outcome<T> = T & { replayed: boolean };
+
+/** Holds a session together with the event that a request wrote or replays. */
+export interface SessionWithEvent {
+  session: Session;
+  event: SessionEvent;
+}
 
 /** Holds a ListSessions request. `pageSize` 0 means the default (50). */
 export interface ListSessionsQuery {
@@ -72,15 +92,16 @@ export interface Page<T> {
 export type SessionService = ReturnType<typeof createSessionService>;
 
 const DEFAULT_PAGE_SIZE = 50;
-const MAX_ATTEMPTS = 5;
 
-/** Signals that a session changed between read and write; the transaction is retried. */
-class StaleSession extends Error {}
+function notFound(sessionId: string): DomainError {
+  return new DomainError("SESSION_NOT_FOUND", "no session has this session_id", { session_id: sessionId });
+}
 
 /** Creates the session service. */
 export function createSessionService(options: SessionServiceOptions) {
   const { sql, defaultIdleTimeoutMs, log } = options;
   const committed = options.onEventsCommitted ?? (() => {});
+  const transaction = <T>(work: (tx: Executor) => Promise<T>) => inTransaction(sql, log, work);
 
   /** Reports committed events to `onEventsCommitted`, then returns the outcome. */
   function announce<T extends { replayed: boolean }>(outcome: T): T {
@@ -88,33 +109,11 @@ export function createSessionService(options: SessionServiceOptions) {
     return outcome;
   }
 
-  /**
-   * Runs `work` in a transaction, retrying when a concurrent writer won a
-   * race (unique violation, deadlock, serialization failure, stale session),
-   * and turning connection failures into DATABASE_UNAVAILABLE.
-   */
-  async function transaction<T>(work: (tx: Executor) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (await sql.begin(work)) as T;
-      } catch (error) {
-        const retry = error instanceof StaleSession || isRetryable(error);
-        if (retry && attempt < MAX_ATTEMPTS) {
-          log.debug({ err: error, attempt }, "retrying transaction");
-          continue;
-        }
-        throw translate(error);
-      }
-    }
-  }
-
-  /** Runs a read on the pool, turning connection failures into DATABASE_UNAVAILABLE. */
-  async function read<T>(work: (ex: Executor) => Promise<T>): Promise<T> {
-    try {
-      return await work(sql);
-    } catch (error) {
-      throw translate(error);
-    }
+  /** Stores changes; a change that did not apply means a writer without the lock raced us. */
+  async function store(tx: Executor, changes: SessionChange[]): Promise<SessionEvent[]> {
+    const events = await repo.applyChanges(tx, changes);
+    if (events.length !== changes.length) throw new StaleSession();
+    return events;
   }
 
   /** Locks a session's user and loads the session, its idempotency record and the clock. */
@@ -125,15 +124,35 @@ export function createSessionService(options: SessionServiceOptions) {
       recordId === null ? null : repo.findEventOfSessionUser(tx, sessionId, recordId),
       repo.readClock(tx),
     ]);
-    if (!found || session === null) {
-      throw new DomainError("SESSION_NOT_FOUND", "no session has this session_id", { session_id: sessionId });
-    }
+    if (!found || session === null) throw notFound(sessionId);
     return { session, existing, now };
+  }
+
+  /**
+   * Runs a state change that answers with the session (pause, resume, update):
+   * a retry or a no-op returns the session as it is now.
+   */
+  async function changeSession(
+    method: string,
+    command: PauseCommand | UpdateCommand,
+    plan: (session: Session, hash: string, now: Date) => SessionChange | null,
+  ): Promise<Outcome<{ session: Session }>> {
+    const hash = requestHash(method, command);
+    const outcome = await transaction(async (tx) => {
+      const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
+      if (isReplay(existing, hash)) return { session: effectiveSession(session, now), replayed: true };
+      const planned = plan(session, hash, now);
+      if (planned === null) return { session: effectiveSession(session, now), replayed: true };
+      await store(tx, [planned]);
+      return { session: effectiveSession(planned.after, now), replayed: false };
+    });
+    return announce(outcome);
   }
 
   return {
     /**
-     * Starts a session (see StartSession in the proto).
+     * Starts a session (see StartSession in the proto). Records the end of
+     * the user's lapsed or superseded session first, in the same transaction.
      *
      * @throws DomainError ACTIVE_SESSION_EXISTS, RECORD_ID_REUSED, INVALID_REQUEST.
      */
@@ -142,39 +161,43 @@ export function createSessionService(options: SessionServiceOptions) {
       const hash = requestHash("StartSession", command);
       const outcome = await transaction(async (tx) => {
         await repo.lockUser(tx, command.userId);
-        const [existing, open, now] = await Promise.all([
+        const [existing, latest, now] = await Promise.all([
           repo.findEventByRecordId(tx, command.userId, command.recordId),
-          repo.findOpenSession(tx, command.userId),
+          repo.findLatestSession(tx, command.userId),
           repo.readClock(tx),
         ]);
         if (isReplay(existing, hash)) {
           const stored = await repo.findSession(tx, existing!.sessionId);
           return { session: sessionAsStarted(stored!, existing!), event: existing!, replayed: true };
         }
-        const planned = planStart(command, hash, open, now, defaultIdleTimeoutMs);
-        const event = await repo.insertSessionWithEvent(tx, planned.session, planned.event);
+        const sessionId = newSessionId();
+        const room = planMakeRoom(latest, command.conflictPolicy, sessionId, now);
+        if (room !== null) await store(tx, [room]);
+        const previous = room?.after ?? latest;
+        const planned = planStart(command, hash, previous, sessionId, now, defaultIdleTimeoutMs);
+        const event = await repo.insertSession(tx, planned.session, planned.event);
         return { session: planned.session, event, replayed: false };
       });
       return announce(outcome);
     },
 
     /**
-     * Ends a session; ending an ended session returns its original end event.
+     * Ends a session. Ending an ended session returns its original end event;
+     * ending a lapsed one records and returns its timeout end.
      *
      * @throws DomainError SESSION_NOT_FOUND, RECORD_ID_REUSED.
      */
     async endSession(command: EndCommand): Promise<Outcome<SessionWithEvent>> {
       const hash = requestHash("EndSession", command);
-      const outcome = await transaction(async (tx) => {
+      const outcome = await transaction(async (tx): Promise<Outcome<SessionWithEvent>> => {
         const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
         if (isReplay(existing, hash) || session.state === "ended") {
-          const ended = existing ?? (await repo.findEventByType(tx, session, LIFECYCLE_TYPES.ended));
-          return { session, event: ended!, replayed: true };
+          const end = await repo.findEventByType(tx, session, LIFECYCLE_TYPES.ended);
+          return { session, event: end!, replayed: true };
         }
-        const planned = planEnd(session, command, hash, now);
-        const event = await repo.updateSessionWithEvent(tx, planned.session, session.lastSeq, planned.event);
-        if (event === null) throw new StaleSession();
-        return { session: planned.session, event, replayed: false };
+        const planned = planLapse(session, now) ?? planEnd(session, command, hash, now);
+        const [event] = await store(tx, [planned]);
+        return { session: planned.after, event: event!, replayed: false };
       });
       return announce(outcome);
     },
@@ -182,13 +205,13 @@ export function createSessionService(options: SessionServiceOptions) {
     /**
      * Records activity on a session.
      *
-     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED.
+     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, SESSION_PAUSED.
      */
     async heartbeatSession(sessionId: string): Promise<Session> {
       return transaction(async (tx) => {
         const { session, now } = await loadForWrite(tx, sessionId, null);
         const touched = planHeartbeat(session, now);
-        if (!(await repo.storeSession(tx, touched, session.lastSeq))) throw new StaleSession();
+        if (!(await repo.touchSession(tx, touched))) throw new StaleSession();
         return touched;
       });
     },
@@ -196,7 +219,7 @@ export function createSessionService(options: SessionServiceOptions) {
     /**
      * Appends a caller's event to a session.
      *
-     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, RESERVED_EVENT_TYPE, RECORD_ID_REUSED, INVALID_REQUEST.
+     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, SESSION_PAUSED, RESERVED_EVENT_TYPE, RECORD_ID_REUSED, INVALID_REQUEST.
      */
     async appendSessionEvent(command: AppendCommand): Promise<Outcome<{ event: SessionEvent }>> {
       checkAppend(command);
@@ -204,25 +227,49 @@ export function createSessionService(options: SessionServiceOptions) {
       const outcome = await transaction(async (tx) => {
         const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
         if (isReplay(existing, hash)) return { event: existing!, replayed: true };
-        const planned = planAppend(session, command, hash, now);
-        const event = await repo.updateSessionWithEvent(tx, planned.session, session.lastSeq, planned.event);
-        if (event === null) throw new StaleSession();
-        return { event, replayed: false };
+        const [event] = await store(tx, [planAppend(session, command, hash, now)]);
+        return { event: event!, replayed: false };
       });
       return announce(outcome);
     },
 
     /**
-     * Returns a session.
+     * Pauses a session.
+     *
+     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, RECORD_ID_REUSED.
+     */
+    pauseSession(command: PauseCommand): Promise<Outcome<{ session: Session }>> {
+      return changeSession("PauseSession", command, (session, hash, now) => planPause(session, command.recordId, hash, now));
+    },
+
+    /**
+     * Resumes a session.
+     *
+     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, RECORD_ID_REUSED.
+     */
+    resumeSession(command: PauseCommand): Promise<Outcome<{ session: Session }>> {
+      return changeSession("ResumeSession", command, (session, hash, now) => planResume(session, command.recordId, hash, now));
+    },
+
+    /**
+     * Updates a session's metadata and/or is_training_data.
+     *
+     * @throws DomainError SESSION_NOT_FOUND, RECORD_ID_REUSED, INVALID_REQUEST.
+     */
+    updateSession(command: UpdateCommand): Promise<Outcome<{ session: Session }>> {
+      checkUpdate(command);
+      return changeSession("UpdateSession", command, (session, hash, now) => planUpdate(session, command, hash, now));
+    },
+
+    /**
+     * Returns a session as of now (a lapsed session reads as ENDED).
      *
      * @throws DomainError SESSION_NOT_FOUND.
      */
     async getSession(sessionId: string): Promise<Session> {
-      const session = await read((ex) => repo.findSession(ex, sessionId));
-      if (session === null) {
-        throw new DomainError("SESSION_NOT_FOUND", "no session has this session_id", { session_id: sessionId });
-      }
-      return session;
+      const read = await inRead(sql, (ex) => repo.findSessionWithClock(ex, sessionId));
+      if (read === null) throw notFound(sessionId);
+      return effectiveSession(read.session, read.now);
     },
 
     /**
@@ -235,13 +282,11 @@ export function createSessionService(options: SessionServiceOptions) {
       const position = decodePageToken(query.pageToken, filters);
       const after = position === null ? null : parseSessionPosition(position);
       const limit = query.pageSize || DEFAULT_PAGE_SIZE;
-      const rows = await read((ex) => repo.listSessions(ex, filters, after, limit + 1));
-      const items = rows.slice(0, limit);
+      const { sessions, now } = await inRead(sql, (ex) => repo.listSessions(ex, filters, after, limit + 1));
+      const items = sessions.slice(0, limit).map((session) => effectiveSession(session, now));
       const last = items.at(-1);
       const nextPageToken =
-        rows.length > limit && last
-          ? encodePageToken(filters, { t: last.startTime.toISOString(), s: last.sessionId })
-          : "";
+        sessions.length > limit && last ? encodePageToken(filters, { t: last.startTime.toISOString(), s: last.sessionId }) : "";
       return { items, nextPageToken };
     },
 
@@ -258,8 +303,9 @@ export function createSessionService(options: SessionServiceOptions) {
         throw new DomainError("INVALID_PAGE_TOKEN", "page_token is not a token returned by this service");
       }
       const limit = query.pageSize || DEFAULT_PAGE_SIZE;
-      const session = await this.getSession(query.sessionId);
-      const rows = await read((ex) => repo.listSessionEvents(ex, session, afterSeq, limit + 1));
+      const session = await inRead(sql, (ex) => repo.findSession(ex, query.sessionId));
+      if (session === null) throw notFound(query.sessionId);
+      const rows = await inRead(sql, (ex) => repo.listSessionEvents(ex, session, afterSeq, limit + 1));
       const items = rows.slice(0, limit);
       const last = items.at(-1);
       const nextPageToken = rows.length > limit && last ? encodePageToken(filters, { q: last.seq }) : "";
@@ -274,13 +320,4 @@ function parseSessionPosition(position: Record<string, unknown>): repo.SessionPo
     throw new DomainError("INVALID_PAGE_TOKEN", "page_token is not a token returned by this service");
   }
   return { startTime, sessionId: position.s };
-}
-
-/** Turns an error from the database layer into the error the caller should see. */
-export function translate(error: unknown): unknown {
-  if (error instanceof DomainError) return error;
-  if (isDatabaseUnavailable(error)) {
-    return new DomainError("DATABASE_UNAVAILABLE", "the database is unavailable; retry later");
-  }
-  return error;
 }

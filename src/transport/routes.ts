@@ -7,6 +7,10 @@ import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import {
   AppendSessionEventResponseSchema,
+  ConflictPolicy,
+  PauseSessionResponseSchema,
+  ResumeSessionResponseSchema,
+  UpdateSessionResponseSchema,
   EndSessionResponseSchema,
   GetSessionResponseSchema,
   HeartbeatSessionResponseSchema,
@@ -38,8 +42,10 @@ export function createRoutes({ service, feed }: RouteDeps) {
           performerId: req.performerId,
           eventTime: optionalDate("event_time", req.eventTime),
           idleTimeoutMs: optionalMs("idle_timeout", req.idleTimeout),
+          maxDurationMs: optionalMs("max_duration", req.maxDuration),
           metadata: req.metadata ?? {},
           isTrainingData: req.isTrainingData,
+          conflictPolicy: req.conflictPolicy === ConflictPolicy.SUPERSEDE ? "supersede" : "reject",
         });
         return create(StartSessionResponseSchema, {
           session: toSessionMessage(result.session),
@@ -63,6 +69,27 @@ export function createRoutes({ service, feed }: RouteDeps) {
       async heartbeatSession(req) {
         const session = await service.heartbeatSession(req.sessionId);
         return create(HeartbeatSessionResponseSchema, { session: toSessionMessage(session) });
+      },
+
+      async pauseSession(req) {
+        const { session } = await service.pauseSession({ recordId: req.recordId, sessionId: req.sessionId });
+        return create(PauseSessionResponseSchema, { session: toSessionMessage(session) });
+      },
+
+      async resumeSession(req) {
+        const { session } = await service.resumeSession({ recordId: req.recordId, sessionId: req.sessionId });
+        return create(ResumeSessionResponseSchema, { session: toSessionMessage(session) });
+      },
+
+      async updateSession(req) {
+        const paths = new Set(req.updateMask?.paths ?? []);
+        const { session } = await service.updateSession({
+          recordId: req.recordId,
+          sessionId: req.session?.sessionId ?? "",
+          ...(paths.has("metadata") ? { metadata: req.session?.metadata ?? {} } : {}),
+          ...(paths.has("is_training_data") ? { isTrainingData: req.session?.isTrainingData ?? false } : {}),
+        });
+        return create(UpdateSessionResponseSchema, { session: toSessionMessage(session) });
       },
 
       async getSession(req) {

@@ -12,8 +12,8 @@ afterAll(() => sql.end());
 async function insertSession(userId: string, sessionId: string, state: "active" | "paused" | "ended") {
   const ended = state === "ended";
   await sql`
-    insert into sessions (user_id, session_id, state, start_time, end_time, last_activity_time, idle_timeout_ms, end_reason, last_seq)
-    values (${userId}, ${sessionId}, ${state}, now(), ${ended ? new Date() : null}, now(), 1000, ${ended ? "client" : null}, 1)
+    insert into sessions (user_id, session_id, session_index, state, start_time, end_time, last_activity_time, expire_time, idle_timeout_ms, end_reason, last_seq, last_hash)
+    values (${userId}, ${sessionId}, 1, ${state}, now(), ${ended ? new Date() : null}, now(), ${state === "active" ? new Date() : null}, 1000, ${ended ? "client" : null}, 1, '')
   `;
 }
 
@@ -31,7 +31,7 @@ describe("migrations", () => {
     const results = await Promise.all([migrate(sql), migrate(sql), migrate(sql)]);
     expect(results).toEqual([[], [], []]);
     const rows = await sql<{ version: string }[]>`select version from schemaversion order by version`;
-    expect(rows.map((row) => Number(row.version))).toEqual([0, 1, 2]);
+    expect(rows.map((row) => Number(row.version))).toEqual([0, 1, 2, 3]);
   });
 });
 
@@ -48,8 +48,8 @@ describe("schema", () => {
   it("rejects an ended session without end_time or end_reason", async () => {
     const code = await sqlState(
       () => sql`
-        insert into sessions (user_id, session_id, state, start_time, last_activity_time, idle_timeout_ms, last_seq)
-        values (${uniqueId("user")}, ${uniqueId("sess")}, 'ended', now(), now(), 1000, 1)
+        insert into sessions (user_id, session_id, session_index, state, start_time, last_activity_time, idle_timeout_ms, last_seq, last_hash)
+        values (${uniqueId("user")}, ${uniqueId("sess")}, 1, 'ended', now(), now(), 1000, 1, '')
       `,
     );
     expect(code).toBe("23514");
@@ -60,11 +60,30 @@ describe("schema", () => {
     const sessionId = uniqueId("sess");
     await insertSession(userId, sessionId, "active");
     const insertEvent = (seq: number, recordId: string) => sql`
-      insert into session_events (user_id, session_id, seq, event_id, record_id, request_hash, type, event_time, receive_time, source)
-      values (${userId}, ${sessionId}, ${seq}, ${uniqueId("evt")}, ${recordId}, 'h', 't', now(), now(), 's')
+      insert into session_events (user_id, session_id, seq, event_id, record_id, request_hash, type, event_time, receive_time, source, hash)
+      values (${userId}, ${sessionId}, ${seq}, ${uniqueId("evt")}, ${recordId}, 'h', 't', now(), now(), 's', '')
     `;
     await insertEvent(1, "r1");
     expect(await sqlState(() => insertEvent(2, "r1"))).toBe("23505");
     expect(await sqlState(() => insertEvent(1, "r2"))).toBe("23505");
+  });
+
+  it("rejects UPDATE, DELETE and TRUNCATE on the event log; DELETE only with the prune setting", async () => {
+    const userId = uniqueId("user");
+    const sessionId = uniqueId("sess");
+    await insertSession(userId, sessionId, "ended");
+    await sql`
+      insert into session_events (user_id, session_id, seq, event_id, record_id, request_hash, type, event_time, receive_time, source, hash)
+      values (${userId}, ${sessionId}, 1, ${uniqueId("evt")}, ${uniqueId("rec")}, 'h', 't', now(), now(), 's', '')
+    `;
+    expect(await sqlState(() => sql`update session_events set payload = '{"x":1}' where user_id = ${userId}`)).toBe("42501");
+    expect(await sqlState(() => sql`delete from session_events where user_id = ${userId}`)).toBe("42501");
+    expect(await sqlState(() => sql.begin((tx) => tx`truncate session_events`))).toBe("42501");
+    const deleted = await sql.begin(async (tx) => {
+      await tx`select set_config('session_manager.prune', 'on', true)`;
+      return tx`delete from session_events where user_id = ${userId} returning 1`;
+    });
+    expect(deleted).toHaveLength(1);
+    expect(await sqlState(() => sql`delete from session_events where user_id = ${userId}`)).toBeNull();
   });
 });

@@ -22,8 +22,8 @@ async function headPosition(): Promise<FeedPosition> {
 async function createSession(userId: string): Promise<string> {
   const sessionId = uniqueId("sess");
   await sql`
-    insert into sessions (user_id, session_id, state, start_time, last_activity_time, idle_timeout_ms, last_seq)
-    values (${userId}, ${sessionId}, 'active', now(), now(), 60000, 0)
+    insert into sessions (user_id, session_id, session_index, state, start_time, last_activity_time, idle_timeout_ms, last_seq, last_hash)
+    values (${userId}, ${sessionId}, 1, 'active', now(), now(), 60000, 0, '')
   `;
   return sessionId;
 }
@@ -32,8 +32,8 @@ async function createSession(userId: string): Promise<string> {
 async function insertEvent(ex: Sql, userId: string, sessionId: string, seq: number): Promise<string> {
   const eventId = uniqueId("evt");
   await ex`
-    insert into session_events (user_id, session_id, seq, event_id, record_id, request_hash, type, event_time, receive_time, source)
-    values (${userId}, ${sessionId}, ${seq}, ${eventId}, ${uniqueId("rec")}, 'h', 'test.event', now(), now(), 'test')
+    insert into session_events (user_id, session_id, seq, event_id, record_id, request_hash, type, event_time, receive_time, source, hash)
+    values (${userId}, ${sessionId}, ${seq}, ${eventId}, ${uniqueId("rec")}, 'h', 'test.event', now(), now(), 'test', '')
   `;
   return eventId;
 }

@@ -2,11 +2,11 @@
 // @generated from file sessionmanager/v1/session_manager_service.proto (package sessionmanager.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Session, SessionEvent, SessionState } from "./session_pb.js";
 import { file_sessionmanager_v1_session } from "./session_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessionmanager/v1/session_manager_service.proto.
  */
 export const file_sessionmanager_v1_session_manager_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci9zZXNzaW9ubWFuYWdlci92MS9zZXNzaW9uX21hbmFnZXJfc2VydmljZS5wcm90bxIRc2Vzc2lvbm1hbmFnZXIudjEi/QIKE1N0YXJ0U2Vzc2lvblJlcXVlc3QSMQoJcmVjb3JkX2lkGAEgASgJQh66SBtyGRABGIABMhJeW0EtWmEtejAtOS5fOi1dKyQSLwoHdXNlcl9pZBgCIAEoCUIeukgbchkQARiAATISXltBLVphLXowLTkuXzotXSskEjIKDHBlcmZvcm1lcl9pZBgDIAEoCUIcukgZchcYgAEyEl5bQS1aYS16MC05Ll86LV0qJBJGCgpldmVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIWukgTsgEQGgYIgK6ZpA8qBgiAh7XDAxJBCgxpZGxlX3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CELpIDaoBCiIECID1JDICCAESKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhgKEGlzX3RyYWluaW5nX2RhdGEYByABKAgicwoUU3RhcnRTZXNzaW9uUmVzcG9uc2USKwoHc2Vzc2lvbhgBIAEoCzIaLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb24SLgoFZXZlbnQYAiABKAsyHy5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uRXZlbnQi/AEKEUVuZFNlc3Npb25SZXF1ZXN0EjEKCXJlY29yZF9pZBgBIAEoCUIeukgbchkQARiAATISXltBLVphLXowLTkuXzotXSskEjgKCnNlc3Npb25faWQYAiABKAlCJLpIIXIfMh1ec2Vzc19bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIyCgxwZXJmb3JtZXJfaWQYAyABKAlCHLpIGXIXGIABMhJeW0EtWmEtejAtOS5fOi1dKiQSRgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFrpIE7IBEBoGCICumaQPKgYIgIe1wwMicQoSRW5kU2Vzc2lvblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGi5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uEi4KBWV2ZW50GAIgASgLMh8uc2Vzc2lvbm1hbmFnZXIudjEuU2Vzc2lvbkV2ZW50IlMKF0hlYXJ0YmVhdFNlc3Npb25SZXF1ZXN0EjgKCnNlc3Npb25faWQYASABKAlCJLpIIXIfMh1ec2Vzc19bMC05QS1ISktNTlAtVFYtWl17MjZ9JCJHChhIZWFydGJlYXRTZXNzaW9uUmVzcG9uc2USKwoHc2Vzc2lvbhgBIAEoCzIaLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb24iTQoRR2V0U2Vzc2lvblJlcXVlc3QSOAoKc2Vzc2lvbl9pZBgBIAEoCUIkukghch8yHV5zZXNzX1swLTlBLUhKS01OUC1UVi1aXXsyNn0kIkEKEkdldFNlc3Npb25SZXNwb25zZRIrCgdzZXNzaW9uGAEgASgLMhouc2Vzc2lvbm1hbmFnZXIudjEuU2Vzc2lvbiK7AQoTTGlzdFNlc3Npb25zUmVxdWVzdBItCgd1c2VyX2lkGAEgASgJQhy6SBlyFxiAATISXltBLVphLXowLTkuXzotXSokEjgKBXN0YXRlGAIgASgOMh8uc2Vzc2lvbm1hbmFnZXIudjEuU2Vzc2lvblN0YXRlQgi6SAWCAQIQARIdCglwYWdlX3NpemUYAyABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAQiXQoUTGlzdFNlc3Npb25zUmVzcG9uc2USLAoIc2Vzc2lvbnMYASADKAsyGi5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKMAwoZQXBwZW5kU2Vzc2lvbkV2ZW50UmVxdWVzdBIxCglyZWNvcmRfaWQYASABKAlCHrpIG3IZEAEYgAEyEl5bQS1aYS16MC05Ll86LV0rJBI4CgpzZXNzaW9uX2lkGAIgASgJQiS6SCFyHzIdXnNlc3NfWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSLAoEdHlwZRgDIAEoCUIeukgbchkQARiAATISXltBLVphLXowLTkuXzotXSskEkYKCmV2ZW50X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQha6SBOyARAaBgiArpmkDyoGCICHtcMDEi4KBnNvdXJjZRgFIAEoCUIeukgbchkQARiAATISXltBLVphLXowLTkuXzotXSskEjIKDHBlcmZvcm1lcl9pZBgGIAEoCUIcukgZchcYgAEyEl5bQS1aYS16MC05Ll86LV0qJBIoCgdwYXlsb2FkGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJMChpBcHBlbmRTZXNzaW9uRXZlbnRSZXNwb25zZRIuCgVldmVudBgBIAEoCzIfLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb25FdmVudCKRAQoYTGlzdFNlc3Npb25FdmVudHNSZXF1ZXN0EjgKCnNlc3Npb25faWQYASABKAlCJLpIIXIfMh1ec2Vzc19bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAQiZQoZTGlzdFNlc3Npb25FdmVudHNSZXNwb25zZRIvCgZldmVudHMYASADKAsyHy5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIvwBChlXYXRjaFNlc3Npb25FdmVudHNSZXF1ZXN0Ei0KB3VzZXJfaWQYASABKAlCHLpIGXIXGIABMhJeW0EtWmEtejAtOS5fOi1dKiQSOwoKc2Vzc2lvbl9pZBgCIAEoCUInukgkciIyIF4oc2Vzc19bMC05QS1ISktNTlAtVFYtWl17MjZ9KT8kEjsKBXR5cGVzGAMgAygJQiy6SCmSASYQICIiciAQARiAATIZXltBLVphLXowLTkuXzotXSsoXC5cKik/JBIeCgxhZnRlcl9jdXJzb3IYBCABKAlCCLpIBXIDGIABEhYKDmZyb21fYmVnaW5uaW5nGAUgASgIIqsCChpXYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZRIwCgVldmVudBgBIAEoCzIfLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb25FdmVudEgAEksKCWNhdWdodF91cBgCIAEoCzI2LnNlc3Npb25tYW5hZ2VyLnYxLldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlLkNhdWdodFVwSAASTAoJaGVhcnRiZWF0GAMgASgLMjcuc2Vzc2lvbm1hbmFnZXIudjEuV2F0Y2hTZXNzaW9uRXZlbnRzUmVzcG9uc2UuSGVhcnRiZWF0SAAaGgoIQ2F1Z2h0VXASDgoGY3Vyc29yGAEgASgJGhsKCUhlYXJ0YmVhdBIOCgZjdXJzb3IYASABKAlCBwoFZnJhbWUy1AYKFVNlc3Npb25NYW5hZ2VyU2VydmljZRJfCgxTdGFydFNlc3Npb24SJi5zZXNzaW9ubWFuYWdlci52MS5TdGFydFNlc3Npb25SZXF1ZXN0Gicuc2Vzc2lvbm1hbmFnZXIudjEuU3RhcnRTZXNzaW9uUmVzcG9uc2USWQoKRW5kU2Vzc2lvbhIkLnNlc3Npb25tYW5hZ2VyLnYxLkVuZFNlc3Npb25SZXF1ZXN0GiUuc2Vzc2lvbm1hbmFnZXIudjEuRW5kU2Vzc2lvblJlc3BvbnNlEmsKEEhlYXJ0YmVhdFNlc3Npb24SKi5zZXNzaW9ubWFuYWdlci52MS5IZWFydGJlYXRTZXNzaW9uUmVxdWVzdBorLnNlc3Npb25tYW5hZ2VyLnYxLkhlYXJ0YmVhdFNlc3Npb25SZXNwb25zZRJZCgpHZXRTZXNzaW9uEiQuc2Vzc2lvbm1hbmFnZXIudjEuR2V0U2Vzc2lvblJlcXVlc3QaJS5zZXNzaW9ubWFuYWdlci52MS5HZXRTZXNzaW9uUmVzcG9uc2USXwoMTGlzdFNlc3Npb25zEiYuc2Vzc2lvbm1hbmFnZXIudjEuTGlzdFNlc3Npb25zUmVxdWVzdBonLnNlc3Npb25tYW5hZ2VyLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlEnEKEkFwcGVuZFNlc3Npb25FdmVudBIsLnNlc3Npb25tYW5hZ2VyLnYxLkFwcGVuZFNlc3Npb25FdmVudFJlcXVlc3QaLS5zZXNzaW9ubWFuYWdlci52MS5BcHBlbmRTZXNzaW9uRXZlbnRSZXNwb25zZRJuChFMaXN0U2Vzc2lvbkV2ZW50cxIrLnNlc3Npb25tYW5hZ2VyLnYxLkxpc3RTZXNzaW9uRXZlbnRzUmVxdWVzdBosLnNlc3Npb25tYW5hZ2VyLnYxLkxpc3RTZXNzaW9uRXZlbnRzUmVzcG9uc2UScwoSV2F0Y2hTZXNzaW9uRXZlbnRzEiwuc2Vzc2lvbm1hbmFnZXIudjEuV2F0Y2hTZXNzaW9uRXZlbnRzUmVxdWVzdBotLnNlc3Npb25tYW5hZ2VyLnYxLldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessionmanager_v1_session]);
+  fileDesc("Ci9zZXNzaW9ubWFuYWdlci92MS9zZXNzaW9uX21hbmFnZXJfc2VydmljZS5wcm90bxIRc2Vzc2lvbm1hbmFnZXIudjEihwQKE1N0YXJ0U2Vzc2lvblJlcXVlc3QSMQoJcmVjb3JkX2lkGAEgASgJQh66SBtyGRABGIABMhJeW0EtWmEtejAtOS5fOi1dKyQSLwoHdXNlcl9pZBgCIAEoCUIeukgbchkQARiAATISXltBLVphLXowLTkuXzotXSskEjIKDHBlcmZvcm1lcl9pZBgDIAEoCUIcukgZchcYgAEyEl5bQS1aYS16MC05Ll86LV0qJBJGCgpldmVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIWukgTsgEQGgYIgK6ZpA8qBgiAh7XDAxJBCgxpZGxlX3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CELpIDaoBCiIECID1JDICCAESKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhgKEGlzX3RyYWluaW5nX2RhdGEYByABKAgSRAoPY29uZmxpY3RfcG9saWN5GAggASgOMiEuc2Vzc2lvbm1hbmFnZXIudjEuQ29uZmxpY3RQb2xpY3lCCLpIBYIBAhABEkIKDG1heF9kdXJhdGlvbhgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIRukgOqgELIgUIgJqeATICCAEicwoUU3RhcnRTZXNzaW9uUmVzcG9uc2USKwoHc2Vzc2lvbhgBIAEoCzIaLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb24SLgoFZXZlbnQYAiABKAsyHy5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uRXZlbnQi/AEKEUVuZFNlc3Npb25SZXF1ZXN0EjEKCXJlY29yZF9pZBgBIAEoCUIeukgbchkQARiAATISXltBLVphLXowLTkuXzotXSskEjgKCnNlc3Npb25faWQYAiABKAlCJLpIIXIfMh1ec2Vzc19bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIyCgxwZXJmb3JtZXJfaWQYAyABKAlCHLpIGXIXGIABMhJeW0EtWmEtejAtOS5fOi1dKiQSRgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFrpIE7IBEBoGCICumaQPKgYIgIe1wwMicQoSRW5kU2Vzc2lvblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGi5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uEi4KBWV2ZW50GAIgASgLMh8uc2Vzc2lvbm1hbmFnZXIudjEuU2Vzc2lvbkV2ZW50IlMKF0hlYXJ0YmVhdFNlc3Npb25SZXF1ZXN0EjgKCnNlc3Npb25faWQYASABKAlCJLpIIXIfMh1ec2Vzc19bMC05QS1ISktNTlAtVFYtWl17MjZ9JCJHChhIZWFydGJlYXRTZXNzaW9uUmVzcG9uc2USKwoHc2Vzc2lvbhgBIAEoCzIaLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb24iggEKE1BhdXNlU2Vzc2lvblJlcXVlc3QSMQoJcmVjb3JkX2lkGAEgASgJQh66SBtyGRABGIABMhJeW0EtWmEtejAtOS5fOi1dKyQSOAoKc2Vzc2lvbl9pZBgCIAEoCUIkukghch8yHV5zZXNzX1swLTlBLUhKS01OUC1UVi1aXXsyNn0kIkMKFFBhdXNlU2Vzc2lvblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGi5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uIoMBChRSZXN1bWVTZXNzaW9uUmVxdWVzdBIxCglyZWNvcmRfaWQYASABKAlCHrpIG3IZEAEYgAEyEl5bQS1aYS16MC05Ll86LV0rJBI4CgpzZXNzaW9uX2lkGAIgASgJQiS6SCFyHzIdXnNlc3NfWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQiRAoVUmVzdW1lU2Vzc2lvblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGi5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uIpYEChRVcGRhdGVTZXNzaW9uUmVxdWVzdBIxCglyZWNvcmRfaWQYASABKAlCHrpIG3IZEAEYgAEyEl5bQS1aYS16MC05Ll86LV0rJBK+AQoHc2Vzc2lvbhgCIAEoCzIaLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb25CkAG6SIwBugGFAQoSc2Vzc2lvbi5zZXNzaW9uX2lkEjVzZXNzaW9uLnNlc3Npb25faWQgbXVzdCBiZSAic2Vzc18iIGZvbGxvd2VkIGJ5IGEgVUxJRBo4dGhpcy5zZXNzaW9uX2lkLm1hdGNoZXMoJ15zZXNzX1swLTlBLUhKS01OUC1UVi1aXXsyNn0kJynIAQESiQIKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0LXAbpI0wG6AcwBChF1cGRhdGVfbWFzay5wYXRocxJIcGF0aHMgbXVzdCBiZSBvbmUgb3IgYm90aCBvZiBtZXRhZGF0YSwgaXNfdHJhaW5pbmdfZGF0YSwgd2l0aG91dCByZXBlYXRzGm10aGlzLnBhdGhzLnNpemUoKSA+IDAgJiYgdGhpcy5wYXRocy5hbGwocCwgcCA9PSAnbWV0YWRhdGEnIHx8IHAgPT0gJ2lzX3RyYWluaW5nX2RhdGEnKSAmJiB0aGlzLnBhdGhzLnVuaXF1ZSgpyAEBIkQKFVVwZGF0ZVNlc3Npb25SZXNwb25zZRIrCgdzZXNzaW9uGAEgASgLMhouc2Vzc2lvbm1hbmFnZXIudjEuU2Vzc2lvbiJNChFHZXRTZXNzaW9uUmVxdWVzdBI4CgpzZXNzaW9uX2lkGAEgASgJQiS6SCFyHzIdXnNlc3NfWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQiQQoSR2V0U2Vzc2lvblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGi5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uIrsBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0Ei0KB3VzZXJfaWQYASABKAlCHLpIGXIXGIABMhJeW0EtWmEtejAtOS5fOi1dKiQSOAoFc3RhdGUYAiABKA4yHy5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uU3RhdGVCCLpIBYIBAhABEh0KCXBhZ2Vfc2l6ZRgDIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiABCJdChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIsCghzZXNzaW9ucxgBIAMoCzIaLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIowDChlBcHBlbmRTZXNzaW9uRXZlbnRSZXF1ZXN0EjEKCXJlY29yZF9pZBgBIAEoCUIeukgbchkQARiAATISXltBLVphLXowLTkuXzotXSskEjgKCnNlc3Npb25faWQYAiABKAlCJLpIIXIfMh1ec2Vzc19bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIsCgR0eXBlGAMgASgJQh66SBtyGRABGIABMhJeW0EtWmEtejAtOS5fOi1dKyQSRgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFrpIE7IBEBoGCICumaQPKgYIgIe1wwMSLgoGc291cmNlGAUgASgJQh66SBtyGRABGIABMhJeW0EtWmEtejAtOS5fOi1dKyQSMgoMcGVyZm9ybWVyX2lkGAYgASgJQhy6SBlyFxiAATISXltBLVphLXowLTkuXzotXSokEigKB3BheWxvYWQYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkwKGkFwcGVuZFNlc3Npb25FdmVudFJlc3BvbnNlEi4KBWV2ZW50GAEgASgLMh8uc2Vzc2lvbm1hbmFnZXIudjEuU2Vzc2lvbkV2ZW50IpEBChhMaXN0U2Vzc2lvbkV2ZW50c1JlcXVlc3QSOAoKc2Vzc2lvbl9pZBgBIAEoCUIkukghch8yHV5zZXNzX1swLTlBLUhKS01OUC1UVi1aXXsyNn0kEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY6AcoABIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiABCJlChlMaXN0U2Vzc2lvbkV2ZW50c1Jlc3BvbnNlEi8KBmV2ZW50cxgBIAMoCzIfLnNlc3Npb25tYW5hZ2VyLnYxLlNlc3Npb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki/AEKGVdhdGNoU2Vzc2lvbkV2ZW50c1JlcXVlc3QSLQoHdXNlcl9pZBgBIAEoCUIcukgZchcYgAEyEl5bQS1aYS16MC05Ll86LV0qJBI7CgpzZXNzaW9uX2lkGAIgASgJQie6SCRyIjIgXihzZXNzX1swLTlBLUhKS01OUC1UVi1aXXsyNn0pPyQSOwoFdHlwZXMYAyADKAlCLLpIKZIBJhAgIiJyIBABGIABMhleW0EtWmEtejAtOS5fOi1dKyhcLlwqKT8kEh4KDGFmdGVyX2N1cnNvchgEIAEoCUIIukgFcgMYgAESFgoOZnJvbV9iZWdpbm5pbmcYBSABKAgiqwIKGldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlEjAKBWV2ZW50GAEgASgLMh8uc2Vzc2lvbm1hbmFnZXIudjEuU2Vzc2lvbkV2ZW50SAASSwoJY2F1Z2h0X3VwGAIgASgLMjYuc2Vzc2lvbm1hbmFnZXIudjEuV2F0Y2hTZXNzaW9uRXZlbnRzUmVzcG9uc2UuQ2F1Z2h0VXBIABJMCgloZWFydGJlYXQYAyABKAsyNy5zZXNzaW9ubWFuYWdlci52MS5XYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZS5IZWFydGJlYXRIABoaCghDYXVnaHRVcBIOCgZjdXJzb3IYASABKAkaGwoJSGVhcnRiZWF0Eg4KBmN1cnNvchgBIAEoCUIHCgVmcmFtZSpsCg5Db25mbGljdFBvbGljeRIfChtDT05GTElDVF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIaChZDT05GTElDVF9QT0xJQ1lfUkVKRUNUEAESHQoZQ09ORkxJQ1RfUE9MSUNZX1NVUEVSU0VERRACMv0IChVTZXNzaW9uTWFuYWdlclNlcnZpY2USXwoMU3RhcnRTZXNzaW9uEiYuc2Vzc2lvbm1hbmFnZXIudjEuU3RhcnRTZXNzaW9uUmVxdWVzdBonLnNlc3Npb25tYW5hZ2VyLnYxLlN0YXJ0U2Vzc2lvblJlc3BvbnNlElkKCkVuZFNlc3Npb24SJC5zZXNzaW9ubWFuYWdlci52MS5FbmRTZXNzaW9uUmVxdWVzdBolLnNlc3Npb25tYW5hZ2VyLnYxLkVuZFNlc3Npb25SZXNwb25zZRJrChBIZWFydGJlYXRTZXNzaW9uEiouc2Vzc2lvbm1hbmFnZXIudjEuSGVhcnRiZWF0U2Vzc2lvblJlcXVlc3QaKy5zZXNzaW9ubWFuYWdlci52MS5IZWFydGJlYXRTZXNzaW9uUmVzcG9uc2USXwoMUGF1c2VTZXNzaW9uEiYuc2Vzc2lvbm1hbmFnZXIudjEuUGF1c2VTZXNzaW9uUmVxdWVzdBonLnNlc3Npb25tYW5hZ2VyLnYxLlBhdXNlU2Vzc2lvblJlc3BvbnNlEmIKDVJlc3VtZVNlc3Npb24SJy5zZXNzaW9ubWFuYWdlci52MS5SZXN1bWVTZXNzaW9uUmVxdWVzdBooLnNlc3Npb25tYW5hZ2VyLnYxLlJlc3VtZVNlc3Npb25SZXNwb25zZRJiCg1VcGRhdGVTZXNzaW9uEicuc2Vzc2lvbm1hbmFnZXIudjEuVXBkYXRlU2Vzc2lvblJlcXVlc3QaKC5zZXNzaW9ubWFuYWdlci52MS5VcGRhdGVTZXNzaW9uUmVzcG9uc2USWQoKR2V0U2Vzc2lvbhIkLnNlc3Npb25tYW5hZ2VyLnYxLkdldFNlc3Npb25SZXF1ZXN0GiUuc2Vzc2lvbm1hbmFnZXIudjEuR2V0U2Vzc2lvblJlc3BvbnNlEl8KDExpc3RTZXNzaW9ucxImLnNlc3Npb25tYW5hZ2VyLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaJy5zZXNzaW9ubWFuYWdlci52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJxChJBcHBlbmRTZXNzaW9uRXZlbnQSLC5zZXNzaW9ubWFuYWdlci52MS5BcHBlbmRTZXNzaW9uRXZlbnRSZXF1ZXN0Gi0uc2Vzc2lvbm1hbmFnZXIudjEuQXBwZW5kU2Vzc2lvbkV2ZW50UmVzcG9uc2USbgoRTGlzdFNlc3Npb25FdmVudHMSKy5zZXNzaW9ubWFuYWdlci52MS5MaXN0U2Vzc2lvbkV2ZW50c1JlcXVlc3QaLC5zZXNzaW9ubWFuYWdlci52MS5MaXN0U2Vzc2lvbkV2ZW50c1Jlc3BvbnNlEnMKEldhdGNoU2Vzc2lvbkV2ZW50cxIsLnNlc3Npb25tYW5hZ2VyLnYxLldhdGNoU2Vzc2lvbkV2ZW50c1JlcXVlc3QaLS5zZXNzaW9ubWFuYWdlci52MS5XYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_sessionmanager_v1_session]);
 
 /**
  * StartSessionRequest is the request of StartSession.
@@ -75,6 +75,21 @@ export type StartSessionRequest = Message<"sessionmanager.v1.StartSessionRequest
    * @generated from field: bool is_training_data = 7;
    */
   isTrainingData: boolean;
+
+  /**
+   * What to do when the user already has an open session; default REJECT.
+   *
+   * @generated from field: sessionmanager.v1.ConflictPolicy conflict_policy = 8;
+   */
+  conflictPolicy: ConflictPolicy;
+
+  /**
+   * The longest the session may last, whatever its activity: 1 s to 30 days;
+   * unset for no limit.
+   *
+   * @generated from field: google.protobuf.Duration max_duration = 9;
+   */
+  maxDuration?: Duration | undefined;
 };
 
 /**
@@ -227,6 +242,163 @@ export const HeartbeatSessionResponseSchema: GenMessage<HeartbeatSessionResponse
   messageDesc(file_sessionmanager_v1_session_manager_service, 5);
 
 /**
+ * PauseSessionRequest is the request of PauseSession.
+ *
+ * @generated from message sessionmanager.v1.PauseSessionRequest
+ */
+export type PauseSessionRequest = Message<"sessionmanager.v1.PauseSessionRequest"> & {
+  /**
+   * The idempotency key (AIP-155), unique per user.
+   *
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+
+  /**
+   * The session to pause: "sess_" followed by a ULID.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message sessionmanager.v1.PauseSessionRequest.
+ * Use `create(PauseSessionRequestSchema)` to create a new message.
+ */
+export const PauseSessionRequestSchema: GenMessage<PauseSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessionmanager_v1_session_manager_service, 6);
+
+/**
+ * PauseSessionResponse is the response of PauseSession.
+ *
+ * @generated from message sessionmanager.v1.PauseSessionResponse
+ */
+export type PauseSessionResponse = Message<"sessionmanager.v1.PauseSessionResponse"> & {
+  /**
+   * The paused session.
+   *
+   * @generated from field: sessionmanager.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message sessionmanager.v1.PauseSessionResponse.
+ * Use `create(PauseSessionResponseSchema)` to create a new message.
+ */
+export const PauseSessionResponseSchema: GenMessage<PauseSessionResponse> = /*@__PURE__*/
+  messageDesc(file_sessionmanager_v1_session_manager_service, 7);
+
+/**
+ * ResumeSessionRequest is the request of ResumeSession.
+ *
+ * @generated from message sessionmanager.v1.ResumeSessionRequest
+ */
+export type ResumeSessionRequest = Message<"sessionmanager.v1.ResumeSessionRequest"> & {
+  /**
+   * The idempotency key (AIP-155), unique per user.
+   *
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+
+  /**
+   * The session to resume: "sess_" followed by a ULID.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message sessionmanager.v1.ResumeSessionRequest.
+ * Use `create(ResumeSessionRequestSchema)` to create a new message.
+ */
+export const ResumeSessionRequestSchema: GenMessage<ResumeSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessionmanager_v1_session_manager_service, 8);
+
+/**
+ * ResumeSessionResponse is the response of ResumeSession.
+ *
+ * @generated from message sessionmanager.v1.ResumeSessionResponse
+ */
+export type ResumeSessionResponse = Message<"sessionmanager.v1.ResumeSessionResponse"> & {
+  /**
+   * The resumed session.
+   *
+   * @generated from field: sessionmanager.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message sessionmanager.v1.ResumeSessionResponse.
+ * Use `create(ResumeSessionResponseSchema)` to create a new message.
+ */
+export const ResumeSessionResponseSchema: GenMessage<ResumeSessionResponse> = /*@__PURE__*/
+  messageDesc(file_sessionmanager_v1_session_manager_service, 9);
+
+/**
+ * UpdateSessionRequest is the request of UpdateSession (AIP-134).
+ *
+ * @generated from message sessionmanager.v1.UpdateSessionRequest
+ */
+export type UpdateSessionRequest = Message<"sessionmanager.v1.UpdateSessionRequest"> & {
+  /**
+   * The idempotency key (AIP-155), unique per user.
+   *
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+
+  /**
+   * The session to update: its `session_id` ("sess_" followed by a ULID)
+   * and the new values of the fields named in `update_mask`. Other fields
+   * are ignored.
+   *
+   * @generated from field: sessionmanager.v1.Session session = 2;
+   */
+  session?: Session | undefined;
+
+  /**
+   * The fields to update: "metadata" (replaced whole, at most 16 KiB as JSON)
+   * and/or "is_training_data". Required.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 3;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message sessionmanager.v1.UpdateSessionRequest.
+ * Use `create(UpdateSessionRequestSchema)` to create a new message.
+ */
+export const UpdateSessionRequestSchema: GenMessage<UpdateSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessionmanager_v1_session_manager_service, 10);
+
+/**
+ * UpdateSessionResponse is the response of UpdateSession.
+ *
+ * @generated from message sessionmanager.v1.UpdateSessionResponse
+ */
+export type UpdateSessionResponse = Message<"sessionmanager.v1.UpdateSessionResponse"> & {
+  /**
+   * The updated session.
+   *
+   * @generated from field: sessionmanager.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message sessionmanager.v1.UpdateSessionResponse.
+ * Use `create(UpdateSessionResponseSchema)` to create a new message.
+ */
+export const UpdateSessionResponseSchema: GenMessage<UpdateSessionResponse> = /*@__PURE__*/
+  messageDesc(file_sessionmanager_v1_session_manager_service, 11);
+
+/**
  * GetSessionRequest is the request of GetSession.
  *
  * @generated from message sessionmanager.v1.GetSessionRequest
@@ -245,7 +417,7 @@ export type GetSessionRequest = Message<"sessionmanager.v1.GetSessionRequest"> &
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 6);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 12);
 
 /**
  * GetSessionResponse is the response of GetSession.
@@ -266,7 +438,7 @@ export type GetSessionResponse = Message<"sessionmanager.v1.GetSessionResponse">
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 7);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 13);
 
 /**
  * ListSessionsRequest is the request of ListSessions.
@@ -309,7 +481,7 @@ export type ListSessionsRequest = Message<"sessionmanager.v1.ListSessionsRequest
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 8);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 14);
 
 /**
  * ListSessionsResponse is the response of ListSessions.
@@ -337,7 +509,7 @@ export type ListSessionsResponse = Message<"sessionmanager.v1.ListSessionsRespon
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 9);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 15);
 
 /**
  * AppendSessionEventRequest is the request of AppendSessionEvent.
@@ -402,7 +574,7 @@ export type AppendSessionEventRequest = Message<"sessionmanager.v1.AppendSession
  * Use `create(AppendSessionEventRequestSchema)` to create a new message.
  */
 export const AppendSessionEventRequestSchema: GenMessage<AppendSessionEventRequest> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 10);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 16);
 
 /**
  * AppendSessionEventResponse is the response of AppendSessionEvent.
@@ -423,7 +595,7 @@ export type AppendSessionEventResponse = Message<"sessionmanager.v1.AppendSessio
  * Use `create(AppendSessionEventResponseSchema)` to create a new message.
  */
 export const AppendSessionEventResponseSchema: GenMessage<AppendSessionEventResponse> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 11);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 17);
 
 /**
  * ListSessionEventsRequest is the request of ListSessionEvents.
@@ -459,7 +631,7 @@ export type ListSessionEventsRequest = Message<"sessionmanager.v1.ListSessionEve
  * Use `create(ListSessionEventsRequestSchema)` to create a new message.
  */
 export const ListSessionEventsRequestSchema: GenMessage<ListSessionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 12);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 18);
 
 /**
  * ListSessionEventsResponse is the response of ListSessionEvents.
@@ -487,7 +659,7 @@ export type ListSessionEventsResponse = Message<"sessionmanager.v1.ListSessionEv
  * Use `create(ListSessionEventsResponseSchema)` to create a new message.
  */
 export const ListSessionEventsResponseSchema: GenMessage<ListSessionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 13);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 19);
 
 /**
  * WatchSessionEventsRequest is the request of WatchSessionEvents. The filters
@@ -540,7 +712,7 @@ export type WatchSessionEventsRequest = Message<"sessionmanager.v1.WatchSessionE
  * Use `create(WatchSessionEventsRequestSchema)` to create a new message.
  */
 export const WatchSessionEventsRequestSchema: GenMessage<WatchSessionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 14);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 20);
 
 /**
  * WatchSessionEventsResponse is one frame of WatchSessionEvents.
@@ -585,7 +757,7 @@ export type WatchSessionEventsResponse = Message<"sessionmanager.v1.WatchSession
  * Use `create(WatchSessionEventsResponseSchema)` to create a new message.
  */
 export const WatchSessionEventsResponseSchema: GenMessage<WatchSessionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 15);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 21);
 
 /**
  * CaughtUp says the stream has delivered everything committed before it
@@ -607,7 +779,7 @@ export type WatchSessionEventsResponse_CaughtUp = Message<"sessionmanager.v1.Wat
  * Use `create(WatchSessionEventsResponse_CaughtUpSchema)` to create a new message.
  */
 export const WatchSessionEventsResponse_CaughtUpSchema: GenMessage<WatchSessionEventsResponse_CaughtUp> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 15, 0);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 21, 0);
 
 /**
  * Heartbeat keeps an idle stream alive through proxies and browsers.
@@ -629,7 +801,43 @@ export type WatchSessionEventsResponse_Heartbeat = Message<"sessionmanager.v1.Wa
  * Use `create(WatchSessionEventsResponse_HeartbeatSchema)` to create a new message.
  */
 export const WatchSessionEventsResponse_HeartbeatSchema: GenMessage<WatchSessionEventsResponse_Heartbeat> = /*@__PURE__*/
-  messageDesc(file_sessionmanager_v1_session_manager_service, 15, 1);
+  messageDesc(file_sessionmanager_v1_session_manager_service, 21, 1);
+
+/**
+ * ConflictPolicy says what StartSession does when the user already has an
+ * ACTIVE or PAUSED session.
+ *
+ * @generated from enum sessionmanager.v1.ConflictPolicy
+ */
+export enum ConflictPolicy {
+  /**
+   * Same as CONFLICT_POLICY_REJECT.
+   *
+   * @generated from enum value: CONFLICT_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Fail with FAILED_PRECONDITION, ACTIVE_SESSION_EXISTS.
+   *
+   * @generated from enum value: CONFLICT_POLICY_REJECT = 1;
+   */
+  REJECT = 1,
+
+  /**
+   * End the open session with END_REASON_SUPERSEDED and start the new one,
+   * atomically.
+   *
+   * @generated from enum value: CONFLICT_POLICY_SUPERSEDE = 2;
+   */
+  SUPERSEDE = 2,
+}
+
+/**
+ * Describes the enum sessionmanager.v1.ConflictPolicy.
+ */
+export const ConflictPolicySchema: GenEnum<ConflictPolicy> = /*@__PURE__*/
+  enumDesc(file_sessionmanager_v1_session_manager_service, 0);
 
 /**
  * SessionManagerService organizes user interactions into sessions and keeps
@@ -650,16 +858,28 @@ export const WatchSessionEventsResponse_HeartbeatSchema: GenMessage<WatchSession
  * `record_id` with a different request is ALREADY_EXISTS, reason
  * RECORD_ID_REUSED.
  *
+ * Time: every time is taken from the database clock, never a replica's.
+ *
+ * Idle timeout: a session whose `expire_time` (or `start_time +
+ * max_duration`) has passed is ended exactly once, by a sweeper in some
+ * replica, with END_REASON_IDLE_TIMEOUT (or END_REASON_MAX_DURATION) and one
+ * "session.ended" event. Until that end is recorded, every RPC already treats
+ * the session as ENDED: reads report it so, heartbeats and appends get
+ * SESSION_ENDED, and the user's next StartSession records the end first, in
+ * the same transaction.
+ *
  * @generated from service sessionmanager.v1.SessionManagerService
  */
 export const SessionManagerService: GenService<{
   /**
    * Starts a session for a user and records its "session.started" event
-   * (seq 1).
+   * (seq 1). With CONFLICT_POLICY_SUPERSEDE, the user's open session is ended
+   * with END_REASON_SUPERSEDED in the same transaction.
    *
-   * Idempotent by `record_id`. Errors:
+   * Idempotent by `record_id`: a retry returns the original response. Errors:
    *   - FAILED_PRECONDITION, ACTIVE_SESSION_EXISTS: the user already has an
-   *     ACTIVE or PAUSED session; ErrorInfo.metadata["session_id"] names it.
+   *     ACTIVE or PAUSED session (and the policy is REJECT);
+   *     ErrorInfo.metadata["session_id"] names it.
    *   - ALREADY_EXISTS, RECORD_ID_REUSED.
    *
    * @generated from rpc sessionmanager.v1.SessionManagerService.StartSession
@@ -692,7 +912,8 @@ export const SessionManagerService: GenService<{
    *
    * Safe to retry. Errors:
    *   - NOT_FOUND, SESSION_NOT_FOUND.
-   *   - FAILED_PRECONDITION, SESSION_ENDED.
+   *   - FAILED_PRECONDITION, SESSION_ENDED (ended, or lapsed).
+   *   - FAILED_PRECONDITION, SESSION_PAUSED.
    *
    * @generated from rpc sessionmanager.v1.SessionManagerService.HeartbeatSession
    */
@@ -700,6 +921,59 @@ export const SessionManagerService: GenService<{
     methodKind: "unary";
     input: typeof HeartbeatSessionRequestSchema;
     output: typeof HeartbeatSessionResponseSchema;
+  },
+  /**
+   * Pauses an ACTIVE session: its idle clock stops (`expire_time` unset) and
+   * it keeps the user's open-session slot. Records "session.paused".
+   *
+   * Idempotent by `record_id`, and pausing a PAUSED session returns it
+   * unchanged; a retry returns the session as it is now. Errors:
+   *   - NOT_FOUND, SESSION_NOT_FOUND.
+   *   - FAILED_PRECONDITION, SESSION_ENDED (ended, or lapsed).
+   *   - ALREADY_EXISTS, RECORD_ID_REUSED.
+   *
+   * @generated from rpc sessionmanager.v1.SessionManagerService.PauseSession
+   */
+  pauseSession: {
+    methodKind: "unary";
+    input: typeof PauseSessionRequestSchema;
+    output: typeof PauseSessionResponseSchema;
+  },
+  /**
+   * Resumes a PAUSED session: its idle clock restarts from now. Records
+   * "session.resumed".
+   *
+   * Idempotent by `record_id`, and resuming an ACTIVE session returns it
+   * unchanged; a retry returns the session as it is now. Errors:
+   *   - NOT_FOUND, SESSION_NOT_FOUND.
+   *   - FAILED_PRECONDITION, SESSION_ENDED (ended, or past its max duration).
+   *   - ALREADY_EXISTS, RECORD_ID_REUSED.
+   *
+   * @generated from rpc sessionmanager.v1.SessionManagerService.ResumeSession
+   */
+  resumeSession: {
+    methodKind: "unary";
+    input: typeof ResumeSessionRequestSchema;
+    output: typeof ResumeSessionResponseSchema;
+  },
+  /**
+   * Updates a session's `metadata` and/or `is_training_data` (AIP-134), also
+   * after it ended (curation for review and training data). Records
+   * "session.updated" with the old and new values. Does not count as
+   * activity.
+   *
+   * Idempotent by `record_id`; a retry returns the session as it is now.
+   * Errors:
+   *   - NOT_FOUND, SESSION_NOT_FOUND.
+   *   - INVALID_ARGUMENT, INVALID_REQUEST: `update_mask` names other fields.
+   *   - ALREADY_EXISTS, RECORD_ID_REUSED.
+   *
+   * @generated from rpc sessionmanager.v1.SessionManagerService.UpdateSession
+   */
+  updateSession: {
+    methodKind: "unary";
+    input: typeof UpdateSessionRequestSchema;
+    output: typeof UpdateSessionResponseSchema;
   },
   /**
    * Returns a session.
@@ -732,7 +1006,8 @@ export const SessionManagerService: GenService<{
    *
    * Idempotent by `record_id`. Errors:
    *   - NOT_FOUND, SESSION_NOT_FOUND.
-   *   - FAILED_PRECONDITION, SESSION_ENDED.
+   *   - FAILED_PRECONDITION, SESSION_ENDED (ended, or lapsed).
+   *   - FAILED_PRECONDITION, SESSION_PAUSED.
    *   - INVALID_ARGUMENT, RESERVED_EVENT_TYPE: `type` starts with "session.".
    *   - ALREADY_EXISTS, RECORD_ID_REUSED.
    *

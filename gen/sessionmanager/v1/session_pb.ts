@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessionmanager/v1/session.proto.
  */
 export const file_sessionmanager_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zZXNzaW9ubWFuYWdlci92MS9zZXNzaW9uLnByb3RvEhFzZXNzaW9ubWFuYWdlci52MSL1AwoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLgoFc3RhdGUYAyABKA4yHy5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uU3RhdGUSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEmxhc3RfYWN0aXZpdHlfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGlkbGVfdGltZW91dBgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCgplbmRfcmVhc29uGAkgASgOMhwuc2Vzc2lvbm1hbmFnZXIudjEuRW5kUmVhc29uEhQKDHBlcmZvcm1lcl9pZBgKIAEoCRIYChBpc190cmFpbmluZ19kYXRhGAsgASgIEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghsYXN0X3NlcRgNIAEoAyK1AgoMU2Vzc2lvbkV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEg4KBmN1cnNvchgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEgsKA3NlcRgEIAEoAxIPCgd1c2VyX2lkGAUgASgJEhEKCXJlY29yZF9pZBgGIAEoCRIMCgR0eXBlGAcgASgJEi4KCmV2ZW50X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHJlY2VpdmVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAogASgJEhQKDHBlcmZvcm1lcl9pZBgLIAEoCRIoCgdwYXlsb2FkGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCp6CgxTZXNzaW9uU3RhdGUSHQoZU0VTU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFFNFU1NJT05fU1RBVEVfQUNUSVZFEAESGAoUU0VTU0lPTl9TVEFURV9QQVVTRUQQAhIXChNTRVNTSU9OX1NUQVRFX0VOREVEEAMqkwEKCUVuZFJlYXNvbhIaChZFTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASFQoRRU5EX1JFQVNPTl9DTElFTlQQARIbChdFTkRfUkVBU09OX0lETEVfVElNRU9VVBACEhkKFUVORF9SRUFTT05fU1VQRVJTRURFRBADEhsKF0VORF9SRUFTT05fTUFYX0RVUkFUSU9OEARiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch9zZXNzaW9ubWFuYWdlci92MS9zZXNzaW9uLnByb3RvEhFzZXNzaW9ubWFuYWdlci52MSLaBAoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLgoFc3RhdGUYAyABKA4yHy5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uU3RhdGUSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEmxhc3RfYWN0aXZpdHlfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGlkbGVfdGltZW91dBgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCgplbmRfcmVhc29uGAkgASgOMhwuc2Vzc2lvbm1hbmFnZXIudjEuRW5kUmVhc29uEhQKDHBlcmZvcm1lcl9pZBgKIAEoCRIYChBpc190cmFpbmluZ19kYXRhGAsgASgIEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghsYXN0X3NlcRgNIAEoAxIVCg1zZXNzaW9uX2luZGV4GA4gASgDEhsKE3ByZXZpb3VzX3Nlc3Npb25faWQYDyABKAkSLwoMbWF4X2R1cmF0aW9uGBAgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIsMCCgxTZXNzaW9uRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDgoGY3Vyc29yGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSCwoDc2VxGAQgASgDEg8KB3VzZXJfaWQYBSABKAkSEQoJcmVjb3JkX2lkGAYgASgJEgwKBHR5cGUYByABKAkSLgoKZXZlbnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVjZWl2ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzb3VyY2UYCiABKAkSFAoMcGVyZm9ybWVyX2lkGAsgASgJEigKB3BheWxvYWQYDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBGhhc2gYDSABKAkqegoMU2Vzc2lvblN0YXRlEh0KGVNFU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIYChRTRVNTSU9OX1NUQVRFX0FDVElWRRABEhgKFFNFU1NJT05fU1RBVEVfUEFVU0VEEAISFwoTU0VTU0lPTl9TVEFURV9FTkRFRBADKpMBCglFbmRSZWFzb24SGgoWRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEhUKEUVORF9SRUFTT05fQ0xJRU5UEAESGwoXRU5EX1JFQVNPTl9JRExFX1RJTUVPVVQQAhIZChVFTkRfUkVBU09OX1NVUEVSU0VERUQQAxIbChdFTkRfUkVBU09OX01BWF9EVVJBVElPThAEYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A Session is one discrete, timestamped span of a user's interaction.
@@ -55,7 +55,10 @@ export type Session = Message<"sessionmanager.v1.Session"> & {
   startTime?: Timestamp | undefined;
 
   /**
-   * When the session ended; unset while ACTIVE or PAUSED. Output only.
+   * When the session ended; unset while ACTIVE or PAUSED. For
+   * END_REASON_IDLE_TIMEOUT it is `last_activity_time` (the session covers its
+   * real activity); for END_REASON_MAX_DURATION, `start_time + max_duration`.
+   * Output only.
    *
    * @generated from field: google.protobuf.Timestamp end_time = 5;
    */
@@ -70,8 +73,8 @@ export type Session = Message<"sessionmanager.v1.Session"> & {
   lastActivityTime?: Timestamp | undefined;
 
   /**
-   * The idle deadline: `last_activity_time + idle_timeout`. Unset once the
-   * session has ENDED. Output only.
+   * The idle deadline: `last_activity_time + idle_timeout`. Unset while
+   * PAUSED (the idle clock stops) and once ENDED. Output only.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 7;
    */
@@ -115,12 +118,37 @@ export type Session = Message<"sessionmanager.v1.Session"> & {
   metadata?: JsonObject | undefined;
 
   /**
-   * The `seq` of the session's latest event; 1 right after StartSession.
-   * Output only.
+   * The `seq` of the session's latest stored event; 1 right after
+   * StartSession. A session that lapsed (idle timeout or max duration) but
+   * whose end is not recorded yet reads as ENDED; its "session.ended" event,
+   * and so this count, follow when a sweeper or the user's next StartSession
+   * records the end. Output only.
    *
    * @generated from field: int64 last_seq = 13;
    */
   lastSeq: bigint;
+
+  /**
+   * The session's 1-based ordinal among its user's sessions. Output only.
+   *
+   * @generated from field: int64 session_index = 14;
+   */
+  sessionIndex: bigint;
+
+  /**
+   * The user's session before this one; empty for the first. Output only.
+   *
+   * @generated from field: string previous_session_id = 15;
+   */
+  previousSessionId: string;
+
+  /**
+   * The longest the session may last, whatever its activity (pauses
+   * included); unset for no limit. It then ends with END_REASON_MAX_DURATION.
+   *
+   * @generated from field: google.protobuf.Duration max_duration = 16;
+   */
+  maxDuration?: Duration | undefined;
 };
 
 /**
@@ -183,7 +211,8 @@ export type SessionEvent = Message<"sessionmanager.v1.SessionEvent"> & {
   recordId: string;
 
   /**
-   * The event type. Lifecycle types are "session.started" and
+   * The event type. Lifecycle types are "session.started",
+   * "session.paused", "session.resumed", "session.updated" and
    * "session.ended"; callers use their own, e.g. "care.input.received".
    *
    * @generated from field: string type = 7;
@@ -222,12 +251,24 @@ export type SessionEvent = Message<"sessionmanager.v1.SessionEvent"> & {
 
   /**
    * The event's data (at most 64 KiB as JSON). For "session.started" it holds
-   * the session's initial `idle_timeout`, `metadata` and `is_training_data`;
-   * for "session.ended" the `end_reason`.
+   * the session's initial `idle_timeout`, `max_duration`, `metadata`,
+   * `is_training_data` and `previous_session_id`; for "session.ended" the
+   * `end_reason` (and `superseded_by` for END_REASON_SUPERSEDED); for
+   * "session.updated" the `update_mask` and each changed field's `old` and
+   * `new` values.
    *
    * @generated from field: google.protobuf.Struct payload = 12;
    */
   payload?: JsonObject | undefined;
+
+  /**
+   * The event's link in its session's hash chain: lowercase hex SHA-256 of
+   * the previous event's `hash` ("" for seq 1) and this event's canonical
+   * encoding (see README, "Audit"). `session-manager verify` recomputes it.
+   *
+   * @generated from field: string hash = 13;
+   */
+  hash: string;
 };
 
 /**
@@ -258,7 +299,8 @@ export enum SessionState {
   ACTIVE = 1,
 
   /**
-   * The session is suspended; it keeps the user's one open-session slot.
+   * The session is suspended: it keeps the user's one open-session slot, its
+   * idle clock stops, and heartbeats and appends are refused until it resumes.
    *
    * @generated from enum value: SESSION_STATE_PAUSED = 2;
    */

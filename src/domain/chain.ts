@@ -1,0 +1,61 @@
+/**
+ * The per-session hash chain that makes the event log tamper-evident.
+ *
+ * hash(event) = lowercase hex SHA-256 of canonicalJson({v: 1, previous_hash,
+ * event_id, user_id, session_id, seq, record_id, type, event_time,
+ * receive_time, source, performer_id, payload}), times as RFC 3339 UTC with
+ * milliseconds, keys sorted (see canonicalJson), previous_hash "" for seq 1.
+ * An auditor can recompute it from an export without this code.
+ */
+import { createHash } from "node:crypto";
+import { canonicalJson } from "./json.js";
+import type { NewSessionEvent } from "./session.js";
+
+/** Names the event fields that the chain covers. */
+export type ChainedFields = Omit<NewSessionEvent, "hash" | "requestHash">;
+
+/** Computes an event's link from the previous link ("" for seq 1). */
+export function chainHash(previousHash: string, event: ChainedFields): string {
+  const canonical = canonicalJson({
+    v: 1,
+    previous_hash: previousHash,
+    event_id: event.eventId,
+    user_id: event.userId,
+    session_id: event.sessionId,
+    seq: event.seq,
+    record_id: event.recordId,
+    type: event.type,
+    event_time: event.eventTime.toISOString(),
+    receive_time: event.receiveTime.toISOString(),
+    source: event.source,
+    performer_id: event.performerId,
+    payload: event.payload,
+  });
+  return createHash("sha256").update(canonical).digest("hex");
+}
+
+/** Holds the first broken link of a chain. */
+export interface BrokenLink {
+  sessionId: string;
+  seq: number;
+  problem: string;
+}
+
+/**
+ * Checks one session's events (in seq order) against their chain and the
+ * session's stored head.
+ *
+ * @returns the first broken link, or null if the chain holds.
+ */
+export function verifyChain(sessionId: string, events: NewSessionEvent[], lastSeq: number, lastHash: string): BrokenLink | null {
+  let previous = "";
+  for (const [index, event] of events.entries()) {
+    if (event.seq !== index + 1) return { sessionId, seq: index + 1, problem: `event seq ${index + 1} is missing (found ${event.seq})` };
+    const expected = chainHash(previous, event);
+    if (event.hash !== expected) return { sessionId, seq: event.seq, problem: "hash does not match the event's content and the previous link" };
+    previous = event.hash;
+  }
+  if (events.length !== lastSeq) return { sessionId, seq: events.length + 1, problem: `session says last_seq ${lastSeq}, log has ${events.length} events` };
+  if (previous !== lastHash) return { sessionId, seq: lastSeq, problem: "session's last_hash does not match its last event" };
+  return null;
+}

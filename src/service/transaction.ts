@@ -1,0 +1,56 @@
+/**
+ * Runs the service's transactions: retries when a concurrent writer won a
+ * race, and turns database failures into the errors callers should see.
+ */
+import type { Logger } from "pino";
+import type { Executor, Sql } from "../db/database.js";
+import { isDatabaseUnavailable, isRetryable } from "../db/errors.js";
+import { DomainError } from "../domain/errors.js";
+
+/** Signals that a session changed between read and write; the transaction is retried. */
+export class StaleSession extends Error {
+  constructor() {
+    super("the session changed during the transaction");
+    this.name = "StaleSession";
+  }
+}
+
+const MAX_ATTEMPTS = 5;
+
+/**
+ * Runs `work` in a transaction, retrying up to 5 times on unique violations,
+ * deadlocks, serialization failures and StaleSession, and turning connection
+ * failures into DATABASE_UNAVAILABLE.
+ */
+export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: Executor) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await sql.begin(work)) as T;
+    } catch (error) {
+      const retry = error instanceof StaleSession || isRetryable(error);
+      if (retry && attempt < MAX_ATTEMPTS) {
+        log.debug({ err: error, attempt }, "retrying transaction");
+        continue;
+      }
+      throw translate(error);
+    }
+  }
+}
+
+/** Runs a read on the pool, turning connection failures into DATABASE_UNAVAILABLE. */
+export async function inRead<T>(sql: Sql, work: (ex: Executor) => Promise<T>): Promise<T> {
+  try {
+    return await work(sql);
+  } catch (error) {
+    throw translate(error);
+  }
+}
+
+/** Turns an error from the database layer into the error the caller should see. */
+export function translate(error: unknown): unknown {
+  if (error instanceof DomainError) return error;
+  if (isDatabaseUnavailable(error)) {
+    return new DomainError("DATABASE_UNAVAILABLE", "the database is unavailable; retry later");
+  }
+  return error;
+}
