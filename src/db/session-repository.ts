@@ -398,3 +398,47 @@ export function toEvent(row: EventRow): SessionEvent {
     position: { txId: BigInt(row.tx_id), id: BigInt(row.id) },
   };
 }
+
+/** Names a session by its full key. */
+export interface SessionKey {
+  userId: string;
+  sessionId: string;
+}
+
+/**
+ * Picks up to `limit` open sessions whose deadline has passed and takes
+ * their users' advisory locks with try-lock, skipping users whose lock is
+ * busy (a writer or another sweeper has them; they are retried next pass).
+ * Try-locks never wait, so sweepers cannot deadlock. `seed` spreads
+ * concurrent sweepers over different users.
+ *
+ * @returns the locked sessions and how many candidates there were.
+ */
+export async function lockLapsedSessions(tx: Executor, limit: number, seed: number): Promise<{ locked: SessionKey[]; candidates: number }> {
+  const rows = await tx<{ user_id: string; session_id: string; locked: boolean }[]>`
+    with candidates as materialized (
+      select user_id, session_id
+      from sessions
+      where state <> 'ended'
+        and deadline <= now()
+      order by hashtextextended(user_id, ${seed})
+      limit ${limit}
+    )
+    select user_id, session_id, pg_try_advisory_xact_lock(hashtextextended(user_id, 0)) as locked
+    from candidates
+  `;
+  const locked = rows.filter((row) => row.locked).map((row) => ({ userId: row.user_id, sessionId: row.session_id }));
+  return { locked, candidates: rows.length };
+}
+
+/** Finds sessions by their keys (in no particular order). */
+export async function findSessions(ex: Executor, keys: SessionKey[]): Promise<Session[]> {
+  if (keys.length === 0) return [];
+  const rows = await ex<SessionRow[]>`
+    select sessions.*
+    from sessions
+    join unnest(${keys.map((key) => key.userId)}::text[], ${keys.map((key) => key.sessionId)}::text[]) as wanted(user_id, session_id)
+      using (user_id, session_id)
+  `;
+  return rows.map(toSession);
+}

@@ -1,0 +1,114 @@
+/**
+ * The idle-timeout sweeper. Every replica runs one; together they end each
+ * lapsed session exactly once (idle timeout or max duration) with one
+ * "session.ended" event:
+ *   - each batch is one transaction that try-locks the users of up to
+ *     `batchSize` lapsed sessions (busy users are skipped, never waited for,
+ *     so sweepers and writers cannot deadlock),
+ *   - re-reads those sessions after the locks (a heartbeat that committed
+ *     before is seen and wins) and the database clock,
+ *   - and records every lapse in one statement.
+ * Batches repeat while there is work; the sweeper sleeps `intervalMs` when
+ * there is none. Reads and writes never depend on it having run: every RPC
+ * treats a lapsed session as ended (lazy enforcement).
+ */
+import type { Logger } from "pino";
+import type { Sql } from "../db/database.js";
+import * as repo from "../db/session-repository.js";
+import { planLapse, type SessionChange } from "../domain/lifecycle.js";
+import { inTransaction, StaleSession } from "./transaction.js";
+
+/** Configures `createSweeper`. */
+export interface SweeperOptions {
+  sql: Sql;
+  log: Logger;
+  /** Pause between passes when nothing is left to end, in ms. */
+  intervalMs: number;
+  /** Sessions per batch (one transaction). Default 200. */
+  batchSize?: number;
+  /** Called after a batch that ended sessions has committed. */
+  onEventsCommitted?: () => void;
+}
+
+/** Holds what one batch did. */
+export interface SweepResult {
+  /** Lapsed sessions seen. */
+  candidates: number;
+  /** Sessions ended by this batch. */
+  ended: number;
+  /** Candidates whose user lock was busy. */
+  skipped: number;
+}
+
+/** Names the sweeper created by `createSweeper`. */
+export type Sweeper = ReturnType<typeof createSweeper>;
+
+/** Creates a sweeper; call `start()` to run it in the background, `stop()` to end it. */
+export function createSweeper(options: SweeperOptions) {
+  const { sql, log, intervalMs } = options;
+  const batchSize = options.batchSize ?? 200;
+  const committed = options.onEventsCommitted ?? (() => {});
+  let running: Promise<void> | null = null;
+  let stopping = false;
+  let wake: (() => void) | null = null;
+
+  /** Ends the lapsed sessions of one batch. */
+  async function sweepBatch(): Promise<SweepResult> {
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    const result = await inTransaction(sql, log, async (tx) => {
+      const { locked, candidates } = await repo.lockLapsedSessions(tx, batchSize, seed);
+      const [sessions, now] = await Promise.all([repo.findSessions(tx, locked), repo.readClock(tx)]);
+      const changes = sessions.map((session) => planLapse(session, now)).filter((change): change is SessionChange => change !== null);
+      const events = await repo.applyChanges(tx, changes);
+      if (events.length !== changes.length) throw new StaleSession();
+      return { candidates, ended: events.length, skipped: candidates - locked.length };
+    });
+    if (result.ended > 0) committed();
+    return result;
+  }
+
+  /** Runs batches until one ends nothing; returns how many sessions were ended. */
+  async function sweep(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const { ended, candidates } = await sweepBatch();
+      total += ended;
+      if (ended === 0 || candidates < batchSize || stopping) return total;
+    }
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopping) {
+      try {
+        const ended = await sweep();
+        if (ended > 0) log.info({ ended }, "sweeper ended lapsed sessions");
+      } catch (error) {
+        log.warn({ err: error }, "sweep failed; retrying next interval");
+      }
+      if (stopping) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, intervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = null;
+    }
+  }
+
+  return {
+    sweep,
+    sweepBatch,
+    /** Starts sweeping in the background. */
+    start(): void {
+      if (running === null) running = loop();
+    },
+    /** Stops after the current batch. */
+    async stop(): Promise<void> {
+      stopping = true;
+      wake?.();
+      await running;
+    },
+  };
+}
