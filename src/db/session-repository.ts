@@ -8,7 +8,8 @@ import type { SessionChange } from "../domain/lifecycle.js";
 import type { EndReason, NewSessionEvent, Session, SessionEvent, SessionState } from "../domain/session.js";
 import type { Executor } from "./database.js";
 
-interface SessionRow {
+/** Names the columns of a sessions row as postgres.js returns them. */
+export interface SessionRow {
   user_id: string;
   session_id: string;
   session_index: string;
