@@ -45,11 +45,32 @@ export function toSessionMessage(session: Session): SessionMessage {
     isTrainingData: session.isTrainingData,
     metadata: session.metadata,
     lastSeq: BigInt(session.lastSeq),
+    sessionIndex: BigInt(session.sessionIndex),
+    previousSessionId: session.previousSessionId,
+    maxDuration: session.maxDurationMs === null ? undefined : durationFromMs(session.maxDurationMs),
   });
 }
 
-/** Maps a domain event to its message, with its cursor. */
+/**
+ * Remembers each event's message. The feed's fan-out hands the SAME
+ * SessionEvent object to every stream it feeds, so the message (and its
+ * cursor) is built once per row per replica, not once per subscriber. Connect
+ * still serializes the message once per stream: it offers no way to share the
+ * encoded bytes. Keys are weak: a message lives as long as its event.
+ */
+const eventMessages = new WeakMap<SessionEvent, SessionEventMessage>();
+
+/** Maps a domain event to its message, with its cursor; memoized per event object (treat as read-only). */
 export function toEventMessage(event: SessionEvent): SessionEventMessage {
+  let message = eventMessages.get(event);
+  if (message === undefined) {
+    message = buildEventMessage(event);
+    eventMessages.set(event, message);
+  }
+  return message;
+}
+
+function buildEventMessage(event: SessionEvent): SessionEventMessage {
   return create(SessionEventSchema, {
     eventId: event.eventId,
     cursor: encodeCursor(event.position),
@@ -63,6 +84,7 @@ export function toEventMessage(event: SessionEvent): SessionEventMessage {
     source: event.source,
     performerId: event.performerId,
     payload: event.payload,
+    hash: event.hash,
   });
 }
 

@@ -19,135 +19,151 @@ import {
   SessionManagerService,
   StartSessionResponseSchema,
   WatchSessionEventsResponseSchema,
+  file_sessionmanager_v1_session_manager_service,
   type WatchSessionEventsResponse,
 } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
+import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { Feed, WatchFrame } from "../feed/watch.js";
 import type { SessionService } from "../service/session-service.js";
+import { registerHealth } from "./health.js";
+import { registerReflection } from "./reflection.js";
 import { fromStateFilter, optionalDate, optionalMs, toEventMessage, toSessionMessage } from "./convert.js";
 
 /** Holds what the handlers call into. */
 export interface RouteDeps {
   service: SessionService;
   feed: Feed;
+  /** Resolves true while the replica can serve; when given, grpc.health.v1 is served too. */
+  isServing?: () => Promise<boolean>;
 }
 
-/** Returns a function that registers SessionManagerService on a router. */
-export function createRoutes({ service, feed }: RouteDeps) {
-  return (router: ConnectRouter) =>
-    router.service(SessionManagerService, {
-      async startSession(req) {
-        const result = await service.startSession({
-          recordId: req.recordId,
+/**
+ * Returns a function that registers SessionManagerService, gRPC server
+ * reflection and (with `isServing`) the gRPC health service on a router.
+ */
+export function createRoutes({ service, feed, isServing }: RouteDeps) {
+  return (router: ConnectRouter) => {
+    registerReflection(router, [file_sessionmanager_v1_session_manager_service, file_grpc_health_v1_health]);
+    if (isServing) registerHealth(router, { isServing });
+    registerSessionManager(router, service, feed);
+  };
+}
+
+function registerSessionManager(router: ConnectRouter, service: SessionService, feed: Feed) {
+  router.service(SessionManagerService, {
+    async startSession(req) {
+      const result = await service.startSession({
+        recordId: req.recordId,
+        userId: req.userId,
+        performerId: req.performerId,
+        eventTime: optionalDate("event_time", req.eventTime),
+        idleTimeoutMs: optionalMs("idle_timeout", req.idleTimeout),
+        maxDurationMs: optionalMs("max_duration", req.maxDuration),
+        metadata: req.metadata ?? {},
+        isTrainingData: req.isTrainingData,
+        conflictPolicy: req.conflictPolicy === ConflictPolicy.SUPERSEDE ? "supersede" : "reject",
+      });
+      return create(StartSessionResponseSchema, {
+        session: toSessionMessage(result.session),
+        event: toEventMessage(result.event),
+      });
+    },
+
+    async endSession(req) {
+      const result = await service.endSession({
+        recordId: req.recordId,
+        sessionId: req.sessionId,
+        performerId: req.performerId,
+        eventTime: optionalDate("event_time", req.eventTime),
+      });
+      return create(EndSessionResponseSchema, {
+        session: toSessionMessage(result.session),
+        event: toEventMessage(result.event),
+      });
+    },
+
+    async heartbeatSession(req) {
+      const session = await service.heartbeatSession(req.sessionId);
+      return create(HeartbeatSessionResponseSchema, { session: toSessionMessage(session) });
+    },
+
+    async pauseSession(req) {
+      const { session } = await service.pauseSession({ recordId: req.recordId, sessionId: req.sessionId });
+      return create(PauseSessionResponseSchema, { session: toSessionMessage(session) });
+    },
+
+    async resumeSession(req) {
+      const { session } = await service.resumeSession({ recordId: req.recordId, sessionId: req.sessionId });
+      return create(ResumeSessionResponseSchema, { session: toSessionMessage(session) });
+    },
+
+    async updateSession(req) {
+      const paths = new Set(req.updateMask?.paths ?? []);
+      const { session } = await service.updateSession({
+        recordId: req.recordId,
+        sessionId: req.session?.sessionId ?? "",
+        ...(paths.has("metadata") ? { metadata: req.session?.metadata ?? {} } : {}),
+        ...(paths.has("is_training_data") ? { isTrainingData: req.session?.isTrainingData ?? false } : {}),
+      });
+      return create(UpdateSessionResponseSchema, { session: toSessionMessage(session) });
+    },
+
+    async getSession(req) {
+      const session = await service.getSession(req.sessionId);
+      return create(GetSessionResponseSchema, { session: toSessionMessage(session) });
+    },
+
+    async listSessions(req) {
+      const page = await service.listSessions({
+        userId: req.userId === "" ? null : req.userId,
+        state: fromStateFilter(req.state),
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return create(ListSessionsResponseSchema, {
+        sessions: page.items.map(toSessionMessage),
+        nextPageToken: page.nextPageToken,
+      });
+    },
+
+    async appendSessionEvent(req) {
+      const result = await service.appendSessionEvent({
+        recordId: req.recordId,
+        sessionId: req.sessionId,
+        type: req.type,
+        eventTime: optionalDate("event_time", req.eventTime),
+        source: req.source,
+        performerId: req.performerId,
+        payload: req.payload ?? {},
+      });
+      return create(AppendSessionEventResponseSchema, { event: toEventMessage(result.event) });
+    },
+
+    async listSessionEvents(req) {
+      const page = await service.listSessionEvents({
+        sessionId: req.sessionId,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return create(ListSessionEventsResponseSchema, {
+        events: page.items.map(toEventMessage),
+        nextPageToken: page.nextPageToken,
+      });
+    },
+
+    async *watchSessionEvents(req, ctx) {
+      const frames = feed.watch(
+        {
           userId: req.userId,
-          performerId: req.performerId,
-          eventTime: optionalDate("event_time", req.eventTime),
-          idleTimeoutMs: optionalMs("idle_timeout", req.idleTimeout),
-          maxDurationMs: optionalMs("max_duration", req.maxDuration),
-          metadata: req.metadata ?? {},
-          isTrainingData: req.isTrainingData,
-          conflictPolicy: req.conflictPolicy === ConflictPolicy.SUPERSEDE ? "supersede" : "reject",
-        });
-        return create(StartSessionResponseSchema, {
-          session: toSessionMessage(result.session),
-          event: toEventMessage(result.event),
-        });
-      },
-
-      async endSession(req) {
-        const result = await service.endSession({
-          recordId: req.recordId,
           sessionId: req.sessionId,
-          performerId: req.performerId,
-          eventTime: optionalDate("event_time", req.eventTime),
-        });
-        return create(EndSessionResponseSchema, {
-          session: toSessionMessage(result.session),
-          event: toEventMessage(result.event),
-        });
-      },
-
-      async heartbeatSession(req) {
-        const session = await service.heartbeatSession(req.sessionId);
-        return create(HeartbeatSessionResponseSchema, { session: toSessionMessage(session) });
-      },
-
-      async pauseSession(req) {
-        const { session } = await service.pauseSession({ recordId: req.recordId, sessionId: req.sessionId });
-        return create(PauseSessionResponseSchema, { session: toSessionMessage(session) });
-      },
-
-      async resumeSession(req) {
-        const { session } = await service.resumeSession({ recordId: req.recordId, sessionId: req.sessionId });
-        return create(ResumeSessionResponseSchema, { session: toSessionMessage(session) });
-      },
-
-      async updateSession(req) {
-        const paths = new Set(req.updateMask?.paths ?? []);
-        const { session } = await service.updateSession({
-          recordId: req.recordId,
-          sessionId: req.session?.sessionId ?? "",
-          ...(paths.has("metadata") ? { metadata: req.session?.metadata ?? {} } : {}),
-          ...(paths.has("is_training_data") ? { isTrainingData: req.session?.isTrainingData ?? false } : {}),
-        });
-        return create(UpdateSessionResponseSchema, { session: toSessionMessage(session) });
-      },
-
-      async getSession(req) {
-        const session = await service.getSession(req.sessionId);
-        return create(GetSessionResponseSchema, { session: toSessionMessage(session) });
-      },
-
-      async listSessions(req) {
-        const page = await service.listSessions({
-          userId: req.userId === "" ? null : req.userId,
-          state: fromStateFilter(req.state),
-          pageSize: req.pageSize,
-          pageToken: req.pageToken,
-        });
-        return create(ListSessionsResponseSchema, {
-          sessions: page.items.map(toSessionMessage),
-          nextPageToken: page.nextPageToken,
-        });
-      },
-
-      async appendSessionEvent(req) {
-        const result = await service.appendSessionEvent({
-          recordId: req.recordId,
-          sessionId: req.sessionId,
-          type: req.type,
-          eventTime: optionalDate("event_time", req.eventTime),
-          source: req.source,
-          performerId: req.performerId,
-          payload: req.payload ?? {},
-        });
-        return create(AppendSessionEventResponseSchema, { event: toEventMessage(result.event) });
-      },
-
-      async listSessionEvents(req) {
-        const page = await service.listSessionEvents({
-          sessionId: req.sessionId,
-          pageSize: req.pageSize,
-          pageToken: req.pageToken,
-        });
-        return create(ListSessionEventsResponseSchema, {
-          events: page.items.map(toEventMessage),
-          nextPageToken: page.nextPageToken,
-        });
-      },
-
-      async *watchSessionEvents(req, ctx) {
-        const frames = feed.watch(
-          {
-            userId: req.userId,
-            sessionId: req.sessionId,
-            types: req.types,
-            afterCursor: req.afterCursor,
-            fromBeginning: req.fromBeginning,
-          },
-          ctx.signal,
-        );
-        for await (const frame of frames) yield toFrameMessage(frame);
-      },
+          types: req.types,
+          afterCursor: req.afterCursor,
+          fromBeginning: req.fromBeginning,
+        },
+        ctx.signal,
+      );
+      for await (const frame of frames) yield toFrameMessage(frame);
+    },
     });
 }
 
