@@ -12,8 +12,8 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObj
 
 /**
  * Checks that `value` fits in `maxBytes` as UTF-8 JSON and can be stored as
- * jsonb unchanged: no NUL characters (jsonb rejects "\u0000") and no
- * non-finite numbers (JSON has no NaN or Infinity).
+ * jsonb unchanged: no NUL characters or unpaired surrogates (jsonb rejects
+ * both) and no non-finite numbers (JSON has no NaN or Infinity).
  *
  * @throws DomainError INVALID_REQUEST naming `field`.
  */
@@ -28,17 +28,26 @@ export function checkJsonObject(field: string, value: JsonObject, maxBytes: numb
 
 function findProblem(value: JsonValue): string | null {
   if (typeof value === "number") return Number.isFinite(value) ? null : "numbers must be finite";
-  if (typeof value === "string") return value.includes("\u0000") ? "strings must not contain NUL (U+0000)" : null;
+  if (typeof value === "string") return textProblem(value, "strings");
   if (value === null || typeof value === "boolean") return null;
   const children = Array.isArray(value) ? value : Object.values(value);
-  if (!Array.isArray(value) && Object.keys(value).some((key) => key.includes("\u0000"))) {
-    return "keys must not contain NUL (U+0000)";
+  if (!Array.isArray(value)) {
+    for (const key of Object.keys(value)) {
+      const problem = textProblem(key, "keys");
+      if (problem !== null) return problem;
+    }
   }
   for (const child of children) {
     const problem = findProblem(child);
     if (problem !== null) return problem;
   }
   return null;
+}
+
+/** jsonb rejects NUL characters and unpaired UTF-16 surrogates (JSON "\ud800" escapes). */
+function textProblem(text: string, what: string): string | null {
+  if (text.includes("\u0000")) return `${what} must not contain NUL (U+0000)`;
+  return text.isWellFormed() ? null : `${what} must not contain unpaired UTF-16 surrogates`;
 }
 
 /** Serializes JSON with object keys sorted, so equal values give equal text. */

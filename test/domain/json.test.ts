@@ -22,6 +22,8 @@ describe("checkJsonObject", () => {
   it.each([
     ["NUL in a string", { a: ["x\u0000"] }],
     ["NUL in a key", { "\u0000": 1 }],
+    ["an unpaired surrogate in a string", { a: "x\ud800" }],
+    ["an unpaired surrogate in a key", { "\udc00": true }],
     ["NaN", { a: Number.NaN }],
     ["Infinity", { a: { b: Number.POSITIVE_INFINITY } }],
   ])("rejects %s", (_name, value) => {
