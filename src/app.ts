@@ -1,14 +1,16 @@
 /**
  * Builds the object graph from a configuration: database, migrations,
- * service, feed and server. The only place that wires modules together.
+ * service, sweeper, feed and server. The only place that wires modules together.
  */
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
+import { createCommitNotifier, FEED_CHANNEL } from "./feed/notifier.js";
 import { createFeed, type Feed } from "./feed/watch.js";
 import { createSessionService, type SessionService } from "./service/session-service.js";
+import { createSweeper } from "./service/sweeper.js";
 import { createAccessInterceptor } from "./transport/interceptors.js";
 import { createRoutes } from "./transport/routes.js";
 import { createServer, type Server } from "./transport/server.js";
@@ -38,10 +40,34 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const applied = await migrate(sql);
   log.info({ applied }, "migrations applied");
 
-  const service = createSessionService({ sql, defaultIdleTimeoutMs: config.defaultIdleTimeoutMs, log });
-  const feed = createFeed({ sql, pollMs: config.watchPollMs, heartbeatMs: config.watchHeartbeatMs, log });
+  const feed = createFeed({
+    sql,
+    pollMs: config.watchPollMs,
+    heartbeatMs: config.watchHeartbeatMs,
+    queueFrames: config.watchQueueFrames,
+    notifyChannel: config.feedNotify ? FEED_CHANNEL : null,
+    log,
+  });
+  // Called after commit, outside the business transaction: wakes this replica's
+  // feed at once and the others through one coalesced NOTIFY.
+  const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, notify: config.feedNotify, log });
+  const service = createSessionService({
+    sql,
+    defaultIdleTimeoutMs: config.defaultIdleTimeoutMs,
+    log,
+    onEventsCommitted: notifier.notify,
+  });
+  const sweeper =
+    config.sweepIntervalMs > 0
+      ? createSweeper({ sql, log, intervalMs: config.sweepIntervalMs, batchSize: config.sweepBatchSize, onEventsCommitted: notifier.notify })
+      : null;
+  sweeper?.start();
+  const isServing = async () => {
+    await sql`select 1`;
+    return true;
+  };
   const server = createServer({
-    routes: createRoutes({ service, feed }),
+    routes: createRoutes({ service, feed, isServing }),
     interceptors: [createAccessInterceptor(log), createValidateInterceptor()],
     corsAllowedOrigins: config.corsAllowedOrigins,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : null,
@@ -57,7 +83,9 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     port,
     async stop() {
       feed.close();
+      await sweeper?.stop();
       await server.close(config.shutdownGraceMs);
+      await notifier.close();
       await sql.end({ timeout: 5 });
       await embedded?.stop();
     },

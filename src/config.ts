@@ -28,6 +28,22 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: "SESSION_T_IDLE_MS", default: "1800000", description: "Default idle timeout of a session, in milliseconds (1000 to 604800000)." },
   { name: "WATCH_HEARTBEAT_MS", default: "15000", description: "Interval of heartbeat frames on idle WatchSessionEvents streams, in milliseconds." },
   { name: "WATCH_POLL_MS", default: "250", description: "How often a WatchSessionEvents stream re-reads the event table, in milliseconds." },
+  {
+    name: "WATCH_QUEUE_FRAMES",
+    default: "1000",
+    description: "Frames a WatchSessionEvents stream may have queued in memory; a slower stream falls back to reading the table.",
+  },
+  {
+    name: "FEED_NOTIFY",
+    default: "on",
+    description: "Wake feed readers with LISTEN/NOTIFY after commits: on, or off to poll only (still correct, slower).",
+  },
+  {
+    name: "SWEEP_INTERVAL_MS",
+    default: "5000",
+    description: "Pause of this replica's idle-timeout sweeper between passes, in milliseconds; 0 turns it off (reads and writes still treat lapsed sessions as ended).",
+  },
+  { name: "SWEEP_BATCH_SIZE", default: "500", description: "Sessions the sweeper ends per transaction." },
   { name: "CORS_ALLOWED_ORIGINS", default: "(none)", description: "Comma-separated browser origins allowed to call the service, or `*`." },
   { name: "TLS_CERT_FILE", default: "(unset)", description: "PEM certificate; with TLS_KEY_FILE, serves TLS with ALPN (h2, http/1.1)." },
   { name: "TLS_KEY_FILE", default: "(unset)", description: "PEM private key for TLS_CERT_FILE." },
@@ -46,6 +62,10 @@ export interface Config {
   defaultIdleTimeoutMs: number;
   watchHeartbeatMs: number;
   watchPollMs: number;
+  watchQueueFrames: number;
+  feedNotify: boolean;
+  sweepIntervalMs: number;
+  sweepBatchSize: number;
   corsAllowedOrigins: string[];
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
@@ -97,6 +117,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push("DATABASE_URL: expected a postgres:// or postgresql:// URL");
   }
+  const feedNotify = text("FEED_NOTIFY", "on");
+  if (feedNotify !== "on" && feedNotify !== "off") {
+    problems.push(`FEED_NOTIFY=${JSON.stringify(feedNotify)}: expected on or off`);
+  }
   const tlsCertFile = optional("TLS_CERT_FILE");
   const tlsKeyFile = optional("TLS_KEY_FILE");
   if ((tlsCertFile === null) !== (tlsKeyFile === null)) {
@@ -122,6 +146,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultIdleTimeoutMs: integer("SESSION_T_IDLE_MS", 1_800_000, 1_000, 604_800_000),
     watchHeartbeatMs: integer("WATCH_HEARTBEAT_MS", 15_000, 100, 3_600_000),
     watchPollMs: integer("WATCH_POLL_MS", 250, 10, 60_000),
+    watchQueueFrames: integer("WATCH_QUEUE_FRAMES", 1000, 1, 1_000_000),
+    feedNotify: feedNotify !== "off",
+    sweepIntervalMs: integer("SWEEP_INTERVAL_MS", 5_000, 0, 3_600_000),
+    sweepBatchSize: integer("SWEEP_BATCH_SIZE", 500, 1, 10_000),
     corsAllowedOrigins: origins,
     tlsCertFile,
     tlsKeyFile,

@@ -4,8 +4,12 @@
  * (see src/config.ts), options from the command's own arguments.
  */
 import { ConfigError, loadConfig, type Config } from "../config.js";
+import { exportCommand } from "./export.js";
 import { migrateCommand } from "./migrate.js";
+import { pruneCommand } from "./prune.js";
 import { serve } from "./serve.js";
+import { tail } from "./tail.js";
+import { verifyCommand } from "./verify.js";
 
 /** Describes one CLI command. */
 interface Command {
@@ -16,6 +20,10 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: { summary: "run the service (configured by environment variables; see README)", run: serve },
   migrate: { summary: "apply database migrations and exit", run: migrateCommand },
+  tail: { summary: "follow the live event feed through the RPC, as JSON lines", run: tail },
+  export: { summary: "write events from the database as CloudEvents JSON lines", run: exportCommand },
+  verify: { summary: "recompute the event hash chains and report the first broken link", run: verifyCommand },
+  prune: { summary: "archive, then remove whole sessions that ended before a time", run: pruneCommand },
 };
 
 function usage(): string {

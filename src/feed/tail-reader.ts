@@ -1,0 +1,193 @@
+/**
+ * The replica's shared tail reader: reads every new row (no filter) once per
+ * wake-up, in pages, and fans the rows out to the streams at the tail.
+ *
+ * Hand-off invariant (why nothing is lost or repeated):
+ * - `tail` is a position below an earlier horizon: every row at or before it
+ *   belongs to a finished transaction, so the set of rows up to `tail` never
+ *   changes again.
+ * - A read covers exactly the range (before, after] with before = `tail`,
+ *   and `tail` becomes `after` in the same synchronous step that hands the
+ *   range's rows to the attached subscribers (`fanOut`).
+ * - A subscriber is attached only while its `position` equals `tail`
+ *   (`tryAttach` checks it; a read may be in flight, which then covers
+ *   (position, after] for it too). So each range reaches each attached
+ *   subscriber exactly once, and starts exactly where it stands.
+ * - A detached subscriber reads the table from its own position with its own
+ *   filter, bounded by `tail`: catch-up and live are the same cursor-driven
+ *   read, and the fan-out only spares the repeated queries.
+ * - Overflow (queue full) detaches and rewinds to the stream's resume point.
+ * The fan-out re-checks `position === before` and detaches on a mismatch, so
+ * a bug here falls back to table reads instead of delivering a wrong range.
+ */
+import type { Logger } from "pino";
+import type { Sql } from "../db/database.js";
+import { isDatabaseUnavailable } from "../db/errors.js";
+import { readFeed, readFeedBounds, type FeedPage } from "../db/feed-repository.js";
+import { comparePositions, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
+import { EVERYTHING, matchesFilter } from "./filter.js";
+import type { EventFrame, Subscriber } from "./subscription.js";
+import { createWakeUps } from "./wake-ups.js";
+
+/** Configures `createTailReader`. */
+export interface TailReaderOptions {
+  sql: Sql;
+  /** Interval of the polling fallback while anyone subscribes, in ms. */
+  pollMs: number;
+  /** Rows per query. */
+  pageSize: number;
+  /** LISTEN channel for wake-ups, or null to rely on polling alone. */
+  channel: string | null;
+  log: Logger;
+}
+
+/** Holds the feed's numbers for tests and metrics. */
+export interface TailStats {
+  subscribers: number;
+  attached: number;
+  /** Frames queued over all subscribers, and in the fullest queue. */
+  queuedFrames: number;
+  maxQueuedFrames: number;
+  /** Times a full queue detached a subscriber. */
+  overflows: number;
+  /** True once LISTEN is in place (it stays true while postgres.js reconnects it). */
+  listening: boolean;
+}
+
+/** Names the tail reader created by `createTailReader`. */
+export type TailReader = ReturnType<typeof createTailReader>;
+
+/** Creates the tail reader; it idles (no queries) while nobody subscribes. */
+export function createTailReader(options: TailReaderOptions) {
+  const { sql, pollMs, pageSize, channel, log } = options;
+  const subscribers = new Set<Subscriber>();
+  let tail: FeedPosition | null = null;
+  let reading = false;
+  let again = false;
+  let closed = false;
+  let overflows = 0;
+  const wakeUps = createWakeUps({ sql, pollMs, channel, wake, log });
+
+  function wake(): void {
+    if (closed || subscribers.size === 0) return;
+    if (reading) again = true;
+    else void run();
+  }
+
+  async function run(): Promise<void> {
+    reading = true;
+    try {
+      do {
+        again = false;
+        await readToHead();
+      } while (again && !closed && subscribers.size > 0);
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) {
+        log.warn({ err: error }, "feed tail read failed; retrying");
+      } else {
+        // Detached streams read on their own, so the error reaches them.
+        log.error({ err: error }, "feed tail read failed");
+        for (const sub of subscribers) detach(sub);
+      }
+    } finally {
+      reading = false;
+      if (subscribers.size === 0) tail = null; // a stale tail would make the next subscriber wait for a long read
+    }
+  }
+
+  async function readToHead(): Promise<void> {
+    if (tail === null) {
+      tail = positionBelowHorizon((await readFeedBounds(sql)).horizon);
+      wakeDetached();
+      return;
+    }
+    for (;;) {
+      const before: FeedPosition = tail;
+      const page = await readFeed(sql, before, EVERYTHING, pageSize);
+      const full = page.events.length === pageSize;
+      const last = page.events.at(-1)?.position ?? before;
+      const below = positionBelowHorizon(page.horizon);
+      fanOut(before, full || comparePositions(last, below) > 0 ? last : below, page);
+      if (!full || closed || subscribers.size === 0) return;
+    }
+  }
+
+  function fanOut(before: FeedPosition, after: FeedPosition, page: FeedPage): void {
+    // Rows after `before` may be pruned: attached streams re-read and fail with CURSOR_EXPIRED.
+    const pruned = comparePositions(before, page.watermark) < 0;
+    const frames: EventFrame[] = page.events.map((event) => ({ kind: "event", event, cursor: encodeCursor(event.position) }));
+    for (const sub of subscribers) {
+      if (!sub.attached) continue;
+      if (pruned || comparePositions(sub.position, before) !== 0) {
+        detach(sub);
+      } else if (!sub.offer(frames.filter((frame) => matchesFilter(sub.filter, frame.event)), after)) {
+        overflows++;
+        detach(sub);
+      } else if (sub.queued() > 0) {
+        sub.wake();
+      }
+    }
+    tail = after;
+    wakeDetached();
+  }
+
+  function detach(sub: Subscriber): void {
+    if (sub.attached) sub.detach();
+    sub.wake();
+  }
+
+  // Detached streams wait for the tail when they are ahead of it.
+  function wakeDetached(): void {
+    for (const sub of subscribers) if (!sub.attached) sub.wake();
+  }
+
+  return {
+    /** Reads new rows now, or right after the read in flight; ignored while nobody subscribes. */
+    wake,
+
+    /** Returns the tail position, or null before the first read. */
+    tail: (): FeedPosition | null => tail,
+
+    /** Registers a (detached) subscriber; polling (and LISTEN) run while anyone subscribes. */
+    add(sub: Subscriber): void {
+      subscribers.add(sub);
+      wakeUps.start();
+      wake();
+    },
+
+    /** Unregisters a subscriber; the last one stops polling. */
+    remove(sub: Subscriber): void {
+      subscribers.delete(sub);
+      sub.attached = false;
+      if (subscribers.size > 0) return;
+      wakeUps.stop();
+      if (!reading) tail = null;
+    },
+
+    /** Attaches `sub` to the fan-out if its position equals the tail (see the invariant). */
+    tryAttach(sub: Subscriber): boolean {
+      if (tail === null || sub.queued() > 0 || comparePositions(sub.position, tail) !== 0) return false;
+      sub.attached = true;
+      return true;
+    },
+
+    /** Returns the numbers in `TailStats`. */
+    stats(): TailStats {
+      const queues = [...subscribers].map((sub) => sub.queued());
+      return {
+        subscribers: subscribers.size,
+        attached: [...subscribers].filter((sub) => sub.attached).length,
+        queuedFrames: queues.reduce((sum, n) => sum + n, 0),
+        maxQueuedFrames: Math.max(0, ...queues),
+        overflows,
+        listening: wakeUps.listening(),
+      };
+    },
+
+    /** Stops polling and LISTEN; streams end through their own signal. */
+    close(): void {
+      closed = true;
+      wakeUps.close();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * What makes the tail reader read: a poll timer (the fallback) and, unless
+ * FEED_NOTIFY is off, LISTEN on the commit channel (see notifier.ts). Both
+ * only call `wake`; neither carries data.
+ */
+import type { Logger } from "pino";
+import type { Sql } from "../db/database.js";
+
+/** Configures `createWakeUps`. */
+export interface WakeUpOptions {
+  sql: Sql;
+  /** Poll interval while running, in ms. */
+  pollMs: number;
+  /** LISTEN channel, or null to poll only. */
+  channel: string | null;
+  /** Called on every tick, notification and (re)connect of the listener. */
+  wake: () => void;
+  log: Logger;
+}
+
+/** Names the wake-up sources created by `createWakeUps`. */
+export type WakeUps = ReturnType<typeof createWakeUps>;
+
+/**
+ * Creates the wake-up sources, stopped. LISTEN runs on postgres.js's own
+ * connection (outside the pool); once started it stays, since idle LISTEN
+ * costs no queries. postgres.js re-LISTENs after a reconnect and calls
+ * onlisten again: notifications sent meanwhile are lost, so that re-reads too.
+ */
+export function createWakeUps(options: WakeUpOptions) {
+  const { sql, pollMs, channel, wake, log } = options;
+  let poller: NodeJS.Timeout | null = null;
+  let listening: Promise<{ unlisten(): Promise<void> } | null> | null = null;
+  let listened = false;
+  let closed = false;
+
+  function listen(): void {
+    if (channel === null || listening !== null || closed) return;
+    const onListen = () => {
+      listened = true;
+      wake();
+    };
+    listening = sql.listen(channel, wake, onListen).catch((error: unknown) => {
+      log.warn({ err: error }, "feed LISTEN failed; polling, and trying again at the next poll");
+      listening = null;
+      listened = false;
+      return null;
+    });
+  }
+
+  return {
+    /** Starts polling (and LISTEN, retried at each tick until it works). */
+    start(): void {
+      if (poller !== null || closed) return;
+      poller = setInterval(() => {
+        listen();
+        wake();
+      }, pollMs).unref();
+      listen();
+    },
+
+    /** Stops polling; notifications keep calling `wake`, which ignores them while idle. */
+    stop(): void {
+      if (poller !== null) clearInterval(poller);
+      poller = null;
+    },
+
+    /** Tells whether LISTEN has been in place (it stays true while postgres.js reconnects). */
+    listening: (): boolean => listened,
+
+    /** Stops polling and LISTEN for good. */
+    close(): void {
+      closed = true;
+      if (poller !== null) clearInterval(poller);
+      void listening?.then((handle) => handle?.unlisten()).catch(() => {});
+    },
+  };
+}

