@@ -46,7 +46,7 @@ selection (one of):
 
 options:
   --until <cursor>        stop at this cursor, inclusive (with --user, --after, --from-beginning)
-  --training-data-only    only events of sessions started with is_training_data
+  --training-data-only    only events of sessions whose is_training_data is set
   --out <file>            write to this file instead of stdout
   -h, --help              show this help
 `;
