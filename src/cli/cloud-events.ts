@@ -18,7 +18,7 @@
  */
 import { encodeCursor } from "../domain/cursor.js";
 import type { JsonObject } from "../domain/json.js";
-import type { ExportedEvent } from "../db/export-repository.js";
+import type { SessionEvent } from "../domain/session.js";
 
 /** Holds one event in the CloudEvents 1.0 JSON format. */
 export interface CloudEvent {
@@ -44,7 +44,7 @@ export interface CloudEvent {
 export const SOURCE_PREFIX = "/sessionmanager/";
 
 /** Maps a stored event to a CloudEvent. */
-export function toCloudEvent(event: ExportedEvent): CloudEvent {
+export function toCloudEvent(event: SessionEvent): CloudEvent {
   return {
     specversion: "1.0",
     id: event.eventId,
@@ -56,7 +56,7 @@ export function toCloudEvent(event: ExportedEvent): CloudEvent {
     data: event.payload,
     sessionid: event.sessionId,
     userid: event.userId,
-    seq: Number(event.seq),
+    seq: event.seq,
     cursor: encodeCursor(event.position),
     recordid: event.recordId,
     receivetime: event.receiveTime.toISOString(),

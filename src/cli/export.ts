@@ -22,10 +22,10 @@ import {
   readFeedRangePage,
   readHorizon,
   readSessionPage,
-  type ExportedEvent,
   type FeedRangeFilter,
 } from "../db/export-repository.js";
 import { decodeCursor, encodeCursor, FEED_START, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
+import type { SessionEvent } from "../domain/session.js";
 import { toCloudEvent } from "./cloud-events.js";
 import { openCommandDatabase, type CommandDatabase } from "./database.js";
 import { openLineOutput, type LineOutput } from "./line-output.js";
@@ -148,7 +148,7 @@ async function exportSession(
   if (userId === null) throw new Error(`no session ${selection.sessionId}`);
   const owner = { userId, sessionId: selection.sessionId };
   const progress = await createProgress(() => countSession(sql, owner, selection.trainingDataOnly, horizon));
-  let afterSeq = 0n;
+  let afterSeq = 0;
   for (;;) {
     const events = await readSessionPage(sql, owner, selection.trainingDataOnly, horizon, afterSeq, PAGE_SIZE);
     if (events.length === 0) break;
@@ -179,7 +179,7 @@ function noteHorizon(filter: FeedRangeFilter, horizon: bigint): void {
   process.stderr.write(`note: events after cursor ${encodeCursor(stable)} were not committed yet and are not exported\n`);
 }
 
-async function writePage(output: LineOutput, events: ExportedEvent[], progress: Progress): Promise<void> {
+async function writePage(output: LineOutput, events: SessionEvent[], progress: Progress): Promise<void> {
   const lines = events.map((event) => `${JSON.stringify(toCloudEvent(event))}\n`).join("");
   await output.write(lines);
   progress.advance(events.length);

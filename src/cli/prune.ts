@@ -87,7 +87,7 @@ async function archive(dir: string, session: Session, events: SessionEvent[]): P
   const temporary = `${target}.tmp`;
   const file = await open(temporary, "w");
   try {
-    const lines = events.map((event) => JSON.stringify(toCloudEvent({ ...event, seq: BigInt(event.seq) })));
+    const lines = events.map((event) => JSON.stringify(toCloudEvent(event)));
     await file.writeFile(lines.map((line) => `${line}\n`).join(""));
     await file.sync();
   } finally {

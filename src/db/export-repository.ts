@@ -9,26 +9,9 @@
  * src/db/feed-repository.ts for the same invariant on the live feed).
  */
 import type { FeedPosition } from "../domain/cursor.js";
-import type { JsonObject } from "../domain/json.js";
+import type { SessionEvent } from "../domain/session.js";
 import type { Executor } from "./database.js";
-
-/** Holds one exported event as stored, with its feed position. */
-export interface ExportedEvent {
-  eventId: string;
-  userId: string;
-  sessionId: string;
-  seq: bigint;
-  recordId: string;
-  type: string;
-  eventTime: Date;
-  receiveTime: Date;
-  source: string;
-  performerId: string;
-  payload: JsonObject;
-  /** Link in the session's hash chain (see src/domain/chain.ts). */
-  hash: string;
-  position: FeedPosition;
-}
+import { toEvent, type EventRow } from "./session-repository.js";
 
 /** Selects the events of a feed-order export; nulls match everything. */
 export interface FeedRangeFilter {
@@ -39,23 +22,6 @@ export interface FeedRangeFilter {
   until: FeedPosition | null;
   /** Keeps only events of sessions with is_training_data. */
   trainingDataOnly: boolean;
-}
-
-interface ExportRow {
-  user_id: string;
-  session_id: string;
-  seq: string;
-  tx_id: string;
-  id: string;
-  event_id: string;
-  record_id: string;
-  type: string;
-  event_time: Date;
-  receive_time: Date;
-  source: string;
-  performer_id: string;
-  payload: JsonObject;
-  hash: string;
 }
 
 /** Reads the current visibility horizon: every transaction id below it has finished. */
@@ -87,11 +53,9 @@ export async function readFeedRangePage(
   horizon: bigint,
   after: FeedPosition,
   limit: number,
-): Promise<ExportedEvent[]> {
-  const rows = await ex<ExportRow[]>`
-    select
-      e.user_id, e.session_id, e.seq, e.tx_id::text as tx_id, e.id, e.event_id, e.record_id,
-      e.type, e.event_time, e.receive_time, e.source, e.performer_id, e.payload, e.hash
+): Promise<SessionEvent[]> {
+  const rows = await ex<EventRow[]>`
+    select e.*
     from session_events as e
     where (e.tx_id, e.id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
       and e.tx_id < ${horizon.toString()}::xid8
@@ -101,7 +65,7 @@ export async function readFeedRangePage(
     order by e.tx_id, e.id
     limit ${limit}
   `;
-  return rows.map(toExportedEvent);
+  return rows.map(toEvent);
 }
 
 /** Counts the events `readFeedRangePage` would return from the start of `filter`. */
@@ -129,23 +93,21 @@ export async function readSessionPage(
   owner: { userId: string; sessionId: string },
   trainingDataOnly: boolean,
   horizon: bigint,
-  afterSeq: bigint,
+  afterSeq: number,
   limit: number,
-): Promise<ExportedEvent[]> {
-  const rows = await ex<ExportRow[]>`
-    select
-      e.user_id, e.session_id, e.seq, e.tx_id::text as tx_id, e.id, e.event_id, e.record_id,
-      e.type, e.event_time, e.receive_time, e.source, e.performer_id, e.payload, e.hash
+): Promise<SessionEvent[]> {
+  const rows = await ex<EventRow[]>`
+    select e.*
     from session_events as e
     where e.user_id = ${owner.userId}
       and e.session_id = ${owner.sessionId}
-      and e.seq > ${afterSeq.toString()}::bigint
+      and e.seq > ${afterSeq}
       and e.tx_id < ${horizon.toString()}::xid8
       ${trainingDataCondition(ex, trainingDataOnly)}
     order by e.seq
     limit ${limit}
   `;
-  return rows.map(toExportedEvent);
+  return rows.map(toEvent);
 }
 
 /** Counts the events `readSessionPage` would return from seq 1. */
@@ -182,22 +144,4 @@ function trainingDataCondition(ex: Executor, trainingDataOnly: boolean) {
         and s.is_training_data
     )
   `;
-}
-
-function toExportedEvent(row: ExportRow): ExportedEvent {
-  return {
-    eventId: row.event_id,
-    userId: row.user_id,
-    sessionId: row.session_id,
-    seq: BigInt(row.seq),
-    recordId: row.record_id,
-    type: row.type,
-    eventTime: row.event_time,
-    receiveTime: row.receive_time,
-    source: row.source,
-    performerId: row.performer_id,
-    payload: row.payload,
-    hash: row.hash,
-    position: { txId: BigInt(row.tx_id), id: BigInt(row.id) },
-  };
 }

@@ -4,7 +4,6 @@
  * frames with --frames over gRPC, and reconnects after the server goes away,
  * resuming from the last cursor it received.
  */
-import { createServer } from "node:net";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +12,7 @@ import type { SessionEvent } from "../../gen/sessionmanager/v1/session_pb.js";
 import type { App } from "../../src/app.js";
 import { startTestApp, uniqueId } from "../support/app.js";
 import { startCli, type RunningCli } from "./cli-process.js";
+import { freePort } from "../support/ports.js";
 
 interface PrintedEvent {
   eventId: string;
@@ -139,11 +139,3 @@ describe("tail", () => {
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

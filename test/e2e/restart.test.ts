@@ -4,7 +4,6 @@
  * same data folder.
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
@@ -15,6 +14,7 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { SessionState } from "../../gen/sessionmanager/v1/session_pb.js";
 import { startTestApp, uniqueId } from "../support/app.js";
+import { freePort } from "../support/ports.js";
 
 let dir: string;
 let pgPort: number;
@@ -98,12 +98,4 @@ async function rejection(call: Promise<unknown>): Promise<ConnectError> {
     return ConnectError.from(error);
   }
   throw new Error("the call succeeded, expected an error");
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }

@@ -4,12 +4,13 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
+import { freePort } from "../support/ports.js";
+export { freePort };
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const NODE = `${ROOT}node_modules/.bin/node`;
@@ -36,14 +37,6 @@ export interface Replica {
 }
 
 /** Returns a TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Starts a replica on `databaseUrl` and waits until it answers RPCs. */
 export async function startReplica(name: string, databaseUrl: string): Promise<Replica> {
   const port = await freePort();
