@@ -407,29 +407,30 @@ export interface SessionKey {
 }
 
 /**
- * Picks up to `limit` open sessions whose deadline has passed and takes
- * their users' advisory locks with try-lock, skipping users whose lock is
- * busy (a writer or another sweeper has them; they are retried next pass).
- * Try-locks never wait, so sweepers cannot deadlock. `seed` spreads
- * concurrent sweepers over different users.
- *
- * @returns the locked sessions and how many candidates there were.
+ * Picks up to `limit` open sessions whose deadline has passed, oldest
+ * deadline first, and takes their users' advisory locks with try-lock,
+ * skipping users whose lock is busy (a writer or another sweeper holds it;
+ * they are retried on a later pass). Try-locks never wait, so sweepers cannot
+ * deadlock; a second sweeper skips the first one's users and takes the next
+ * ones. The lock is tried row by row until `limit` are held, so no lock is
+ * taken for a session that is not returned.
  */
-export async function lockLapsedSessions(tx: Executor, limit: number, seed: number): Promise<{ locked: SessionKey[]; candidates: number }> {
-  const rows = await tx<{ user_id: string; session_id: string; locked: boolean }[]>`
+export async function lockLapsedSessions(tx: Executor, limit: number): Promise<SessionKey[]> {
+  const rows = await tx<{ user_id: string; session_id: string }[]>`
     with candidates as materialized (
       select user_id, session_id
       from sessions
       where state <> 'ended'
         and deadline <= now()
-      order by hashtextextended(user_id, ${seed})
-      limit ${limit}
+      order by deadline
+      limit ${limit * 4}
     )
-    select user_id, session_id, pg_try_advisory_xact_lock(hashtextextended(user_id, 0)) as locked
+    select user_id, session_id
     from candidates
+    where pg_try_advisory_xact_lock(hashtextextended(user_id, 0))
+    limit ${limit}
   `;
-  const locked = rows.filter((row) => row.locked).map((row) => ({ userId: row.user_id, sessionId: row.session_id }));
-  return { locked, candidates: rows.length };
+  return rows.map((row) => ({ userId: row.user_id, sessionId: row.session_id }));
 }
 
 /** Finds sessions by their keys (in no particular order). */

@@ -24,7 +24,7 @@ export interface SweeperOptions {
   log: Logger;
   /** Pause between passes when nothing is left to end, in ms. */
   intervalMs: number;
-  /** Sessions per batch (one transaction). Default 200. */
+  /** Sessions per batch (one transaction). Default 500. */
   batchSize?: number;
   /** Called after a batch that ended sessions has committed. */
   onEventsCommitted?: () => void;
@@ -32,12 +32,10 @@ export interface SweeperOptions {
 
 /** Holds what one batch did. */
 export interface SweepResult {
-  /** Lapsed sessions seen. */
-  candidates: number;
-  /** Sessions ended by this batch. */
+  /** Lapsed sessions whose user lock this batch took. */
+  locked: number;
+  /** Sessions ended by this batch (fewer than locked if a heartbeat came first). */
   ended: number;
-  /** Candidates whose user lock was busy. */
-  skipped: number;
 }
 
 /** Names the sweeper created by `createSweeper`. */
@@ -46,7 +44,7 @@ export type Sweeper = ReturnType<typeof createSweeper>;
 /** Creates a sweeper; call `start()` to run it in the background, `stop()` to end it. */
 export function createSweeper(options: SweeperOptions) {
   const { sql, log, intervalMs } = options;
-  const batchSize = options.batchSize ?? 200;
+  const batchSize = options.batchSize ?? 500;
   const committed = options.onEventsCommitted ?? (() => {});
   let running: Promise<void> | null = null;
   let stopping = false;
@@ -54,26 +52,25 @@ export function createSweeper(options: SweeperOptions) {
 
   /** Ends the lapsed sessions of one batch. */
   async function sweepBatch(): Promise<SweepResult> {
-    const seed = Math.floor(Math.random() * 2 ** 31);
     const result = await inTransaction(sql, log, async (tx) => {
-      const { locked, candidates } = await repo.lockLapsedSessions(tx, batchSize, seed);
+      const locked = await repo.lockLapsedSessions(tx, batchSize);
       const [sessions, now] = await Promise.all([repo.findSessions(tx, locked), repo.readClock(tx)]);
       const changes = sessions.map((session) => planLapse(session, now)).filter((change): change is SessionChange => change !== null);
       const events = await repo.applyChanges(tx, changes);
       if (events.length !== changes.length) throw new StaleSession();
-      return { candidates, ended: events.length, skipped: candidates - locked.length };
+      return { locked: locked.length, ended: events.length };
     });
     if (result.ended > 0) committed();
     return result;
   }
 
-  /** Runs batches until one ends nothing; returns how many sessions were ended. */
+  /** Runs batches while they come back full; returns how many sessions were ended. */
   async function sweep(): Promise<number> {
     let total = 0;
     for (;;) {
-      const { ended, candidates } = await sweepBatch();
+      const { ended, locked } = await sweepBatch();
       total += ended;
-      if (ended === 0 || candidates < batchSize || stopping) return total;
+      if (locked < batchSize || stopping) return total;
     }
   }
 

@@ -39,7 +39,7 @@ describe("sweepers", () => {
   it("end 10,000 sessions expiring in the same second exactly once, within two intervals, three sweepers at once", async () => {
     const prefix = uniqueId("bulk");
     const count = 10_000;
-    const intervalMs = 2_000;
+    const intervalMs = 5_000; // the default SWEEP_INTERVAL_MS
     // Bulk-create sessions (with their started events) whose idle deadline is 1 s from now.
     await db.sql`
       with s as (
