@@ -5,7 +5,7 @@
  */
 import type { JsonObject } from "../domain/json.js";
 import type { SessionChange } from "../domain/lifecycle.js";
-import type { EndReason, NewSessionEvent, Session, SessionEvent, SessionState } from "../domain/session.js";
+import { maxEndTime, type EndReason, type NewSessionEvent, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
 import type { Executor } from "./database.js";
 
 /** Names the columns of a sessions row as postgres.js returns them. */
@@ -104,17 +104,31 @@ export async function findSessionWithClock(ex: Executor, sessionId: string): Pro
   return row ? { session: toSession(row), now: row.db_now } : null;
 }
 
-/** Finds the user's latest session (the only one that can be open). */
-export async function findLatestSession(ex: Executor, userId: string): Promise<Session | null> {
-  const [row] = await ex<SessionRow[]>`
-    select sessions.*
+/** Holds a user's session counter and latest session. */
+export interface UserHistory {
+  /** session_index of the user's latest session (pruned sessions still count). */
+  lastIndex: number;
+  lastSessionId: string;
+  /** The latest session (the only one that can be open); null if pruned. */
+  latest: Session | null;
+}
+
+/** Finds a user's session counter and latest session; null for a user without sessions. */
+export async function findUserHistory(ex: Executor, userId: string): Promise<UserHistory | null> {
+  const [row] = await ex<({ last_session_index: string; last_session_id: string } & Partial<SessionRow>)[]>`
+    select users.last_session_index, users.last_session_id, sessions.*
     from users
-    join sessions
+    left join sessions
       on sessions.user_id = users.user_id
      and sessions.session_id = users.last_session_id
     where users.user_id = ${userId}
   `;
-  return row ? toSession(row) : null;
+  if (!row) return null;
+  return {
+    lastIndex: Number(row.last_session_index),
+    lastSessionId: row.last_session_id,
+    latest: row.session_id ? toSession(row as SessionRow) : null,
+  };
 }
 
 /** Finds the event a user's request with this idempotency key wrote. */
@@ -166,7 +180,7 @@ export async function insertSession(tx: Executor, session: Session, event: NewSe
         ${session.userId}, ${session.sessionId}, ${session.sessionIndex}, ${session.previousSessionId}, ${session.state},
         ${session.startTime}, ${session.endTime}, ${session.lastActivityTime}, ${session.expireTime},
         ${session.idleTimeoutMs}, ${session.maxDurationMs},
-        ${session.maxDurationMs === null ? null : new Date(session.startTime.getTime() + session.maxDurationMs)},
+        ${maxEndTime(session)},
         ${session.endReason}, ${session.performerId}, ${session.isTrainingData}, ${tx.json(session.metadata)},
         ${session.lastSeq}, ${session.lastHash}
       )

@@ -121,10 +121,17 @@ export interface SessionStart {
 }
 
 /**
- * Plans a new session (seq 1). The caller has already dealt with the user's
- * previous session (`previous`, the latest one, which must be ended by now).
+ * Plans a new session (seq 1). `previous` names the user's latest session
+ * (null for a new user); the caller has already ended it if it was open.
  */
-export function planStart(command: StartCommand, hash: string, previous: Session | null, sessionId: string, now: Date, defaultIdleTimeoutMs: number): SessionStart {
+export function planStart(
+  command: StartCommand,
+  hash: string,
+  previous: Pick<Session, "sessionIndex" | "sessionId"> | null,
+  sessionId: string,
+  now: Date,
+  defaultIdleTimeoutMs: number,
+): SessionStart {
   const idleTimeoutMs = command.idleTimeoutMs ?? defaultIdleTimeoutMs;
   const blank: Session = {
     sessionId,

@@ -15,7 +15,7 @@ import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
 import { readFeed, readFeedBounds, type FeedBounds, type FeedPage } from "../db/feed-repository.js";
-import { comparePositions, decodeCursor, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
+import { FEED_START, comparePositions, decodeCursor, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import { DomainError } from "../domain/errors.js";
 import { translate } from "../service/session-service.js";
 import { toFilter } from "./filter.js";
@@ -74,14 +74,19 @@ export function createFeed(options: FeedOptions) {
     } catch (error) {
       throw translate(error);
     }
+    if (afterCursor !== null && afterCursor.txId >= bounds.horizon) {
+      // Every cursor this database issued lies below its current horizon (horizons only grow).
+      throw new DomainError("INVALID_CURSOR", "after_cursor lies ahead of this database's feed; it was not issued here");
+    }
     if (afterCursor !== null && comparePositions(afterCursor, bounds.watermark) < 0) throw cursorExpired(bounds.watermark);
-    const position = afterCursor ?? (query.fromBeginning ? bounds.watermark : positionBelowHorizon(bounds.horizon));
+    // from_beginning means everything retained: rows of kept sessions below the watermark too.
+    const position = afterCursor ?? (query.fromBeginning ? FEED_START : positionBelowHorizon(bounds.horizon));
     const sub = createSubscriber({ filter: toFilter(query), position, capacity });
     const stop = AbortSignal.any([signal, closing.signal]);
     reader.add(sub);
     try {
       // caught_up: every event of a transaction below the start horizon has been delivered.
-      yield* stream(sub, positionBelowHorizon(bounds.horizon), stop);
+      yield* stream(sub, positionBelowHorizon(bounds.horizon), bounds.watermark, stop);
     } finally {
       reader.remove(sub);
     }
@@ -91,7 +96,12 @@ export function createFeed(options: FeedOptions) {
     }
   }
 
-  async function* stream(sub: Subscriber, caughtUpAt: FeedPosition, stop: AbortSignal): AsyncGenerator<WatchFrame> {
+  /**
+   * Streams frames for `sub`. `accepted` is the watermark the stream started
+   * under: only a prune during the stream (a newer watermark past its
+   * position) can remove rows it has not read.
+   */
+  async function* stream(sub: Subscriber, caughtUpAt: FeedPosition, accepted: FeedPosition, stop: AbortSignal): AsyncGenerator<WatchFrame> {
     let caughtUp = false;
     let nudged = false;
     let lastFrameAt = Date.now();
@@ -127,7 +137,7 @@ export function createFeed(options: FeedOptions) {
         await sub.wait(Math.min(idleMs, pollMs), stop);
         continue;
       }
-      const page = await catchUpPage(sub, tail, stop);
+      const page = await catchUpPage(sub, tail, accepted, stop);
       if (page === null) continue;
       for (const event of page.events) {
         sub.position = event.position;
@@ -140,7 +150,7 @@ export function createFeed(options: FeedOptions) {
   }
 
   /** Reads the stream's next rows, up to the tail; null after a transient failure. */
-  async function catchUpPage(sub: Subscriber, tail: FeedPosition, stop: AbortSignal): Promise<FeedPage | null> {
+  async function catchUpPage(sub: Subscriber, tail: FeedPosition, accepted: FeedPosition, stop: AbortSignal): Promise<FeedPage | null> {
     let page: FeedPage;
     try {
       page = await readFeed(sql, sub.position, sub.filter, batchSize, tail);
@@ -151,8 +161,9 @@ export function createFeed(options: FeedOptions) {
       await sub.wait(pollMs, stop);
       return null;
     }
-    // Retention moved past the stream: rows it has not read may be gone.
-    if (comparePositions(sub.position, page.watermark) < 0) throw cursorExpired(page.watermark);
+    // Retention moved past the stream while it ran: rows it has not read may be gone.
+    const pruned = comparePositions(page.watermark, accepted) > 0 && comparePositions(sub.position, page.watermark) < 0;
+    if (pruned) throw cursorExpired(page.watermark);
     return page;
   }
 

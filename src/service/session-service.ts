@@ -161,9 +161,9 @@ export function createSessionService(options: SessionServiceOptions) {
       const hash = requestHash("StartSession", command);
       const outcome = await transaction(async (tx) => {
         await repo.lockUser(tx, command.userId);
-        const [existing, latest, now] = await Promise.all([
+        const [existing, history, now] = await Promise.all([
           repo.findEventByRecordId(tx, command.userId, command.recordId),
-          repo.findLatestSession(tx, command.userId),
+          repo.findUserHistory(tx, command.userId),
           repo.readClock(tx),
         ]);
         if (isReplay(existing, hash)) {
@@ -171,9 +171,9 @@ export function createSessionService(options: SessionServiceOptions) {
           return { session: sessionAsStarted(stored!, existing!), event: existing!, replayed: true };
         }
         const sessionId = newSessionId();
-        const room = planMakeRoom(latest, command.conflictPolicy, sessionId, now);
+        const room = planMakeRoom(history?.latest ?? null, command.conflictPolicy, sessionId, now);
         if (room !== null) await store(tx, [room]);
-        const previous = room?.after ?? latest;
+        const previous = history && { sessionIndex: history.lastIndex, sessionId: history.lastSessionId };
         const planned = planStart(command, hash, previous, sessionId, now, defaultIdleTimeoutMs);
         const event = await repo.insertSession(tx, planned.session, planned.event);
         return { session: planned.session, event, replayed: false };

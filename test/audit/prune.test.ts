@@ -90,4 +90,17 @@ describe("prune", () => {
     expect(report.sessions).toBe(0);
     expect((await service.getSession(session.sessionId)).state).toBe("ended");
   });
+
+  it("keeps counting a user's sessions after their latest one is pruned", async () => {
+    const userId = uniqueId("counted");
+    let last = "";
+    for (let i = 0; i < 2; i++) {
+      const { session } = await startSession(userId);
+      await service.endSession({ recordId: uniqueId("rec"), sessionId: session.sessionId, performerId: "", eventTime: null });
+      last = session.sessionId;
+    }
+    await prune(db.sql, { endedBefore: new Date(Date.now() + 60_000), archiveDir: null, dryRun: false });
+    const { session } = await startSession(userId);
+    expect(session).toMatchObject({ sessionIndex: 3, previousSessionId: last });
+  });
 });

@@ -1,14 +1,15 @@
 /**
  * Retention: events at or before feed_watermark may have been pruned. A
  * cursor strictly before it is OUT_OF_RANGE / CURSOR_EXPIRED with
- * earliest_cursor; from_beginning starts at it; a stream overtaken by it
- * while reading fails the same way instead of skipping rows. Runs on a
+ * earliest_cursor; from_beginning still delivers every retained row; a
+ * stream overtaken by a newer watermark while reading fails the same way
+ * instead of skipping rows; a cursor ahead of the database is INVALID_CURSOR. Runs on a
  * database of its own: moving the watermark of the shared test database
  * would expire other test files' streams.
  */
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeCursor } from "../../src/domain/cursor.js";
+import { decodeCursor, encodeCursor } from "../../src/domain/cursor.js";
 import { DomainError } from "../../src/domain/errors.js";
 import type { WatchFrame } from "../../src/feed/watch.js";
 import { uniqueId } from "../support/app.js";
@@ -54,14 +55,22 @@ async function firstEvents(fields: { afterCursor?: string; fromBeginning?: boole
   return ids;
 }
 
+describe("INVALID_CURSOR", () => {
+  it("rejects a well-formed cursor that lies ahead of this database's feed", async () => {
+    const { txId } = decodeCursor(cursors.at(-1)!);
+    const future = encodeCursor({ txId: txId + 1_000_000n, id: 1n });
+    await expectError(firstEvents({ afterCursor: future }, 1), Code.InvalidArgument, "INVALID_CURSOR");
+  });
+});
+
 describe("CURSOR_EXPIRED", () => {
-  it("rejects a cursor before the watermark with earliest_cursor, accepts one at it, and starts from_beginning there", async () => {
+  it("rejects a cursor before the watermark with earliest_cursor, accepts one at it; from_beginning keeps every retained row", async () => {
     try {
       await setWatermark(cursors[2]!);
       const expired = await expectError(firstEvents({ afterCursor: cursors[1]! }, 1), Code.OutOfRange, "CURSOR_EXPIRED");
       expect(errorMetadata(expired)).toEqual({ earliest_cursor: cursors[2] });
       expect(await firstEvents({ afterCursor: cursors[2]! }, 4)).toEqual(eventIds.slice(3));
-      expect(await firstEvents({ fromBeginning: true }, 4)).toEqual(eventIds.slice(3));
+      expect(await firstEvents({ fromBeginning: true }, 7)).toEqual(eventIds);
       await setWatermark(null);
       expect(await firstEvents({ fromBeginning: true }, 7)).toEqual(eventIds);
     } finally {
