@@ -5,7 +5,7 @@
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
-import { openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
+import { openDatabase, pingDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
 import { createCommitNotifier, FEED_CHANNEL } from "./feed/notifier.js";
 import { createFeed, type Feed } from "./feed/watch.js";
@@ -62,12 +62,10 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       ? createSweeper({ sql, log, intervalMs: config.sweepIntervalMs, batchSize: config.sweepBatchSize, onEventsCommitted: notifier.notify })
       : null;
   sweeper?.start();
-  const isServing = async () => {
-    await sql`select 1`;
-    return true;
-  };
+  const isServing = () => pingDatabase(sql);
+  const shutdown = new AbortController();
   const server = createServer({
-    routes: createRoutes({ service, feed, isServing }),
+    routes: createRoutes({ service, feed, isServing, shutdown: shutdown.signal }),
     interceptors: [createAccessInterceptor(log), createValidateInterceptor()],
     corsAllowedOrigins: config.corsAllowedOrigins,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : null,
@@ -82,6 +80,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     server,
     port,
     async stop() {
+      shutdown.abort();
       feed.close();
       await sweeper?.stop();
       await server.close(config.shutdownGraceMs);

@@ -24,10 +24,10 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   },
   { name: "EMBEDDED_PG_DIR", default: ".data/postgres", description: "Data folder of the embedded PostgreSQL (git-ignored)." },
   { name: "EMBEDDED_PG_PORT", default: "54329", description: "Port of the embedded PostgreSQL." },
-  { name: "DB_POOL_MAX", default: "10", description: "Maximum connections per replica." },
+  { name: "DB_POOL_MAX", default: "10", description: "Maximum pool connections per replica (plus one for LISTEN when FEED_NOTIFY is on)." },
   { name: "SESSION_T_IDLE_MS", default: "1800000", description: "Default idle timeout of a session, in milliseconds (1000 to 604800000)." },
   { name: "WATCH_HEARTBEAT_MS", default: "15000", description: "Interval of heartbeat frames on idle WatchSessionEvents streams, in milliseconds." },
-  { name: "WATCH_POLL_MS", default: "250", description: "How often a WatchSessionEvents stream re-reads the event table, in milliseconds." },
+  { name: "WATCH_POLL_MS", default: "250", description: "How often the replica's feed tail reader polls for new events while anyone watches (the fallback to NOTIFY), in milliseconds." },
   {
     name: "WATCH_QUEUE_FRAMES",
     default: "1000",

@@ -7,6 +7,7 @@
 import pino from "pino";
 import type { Config } from "../config.js";
 import { eventsOfSessions, listSessionsForAudit, type AuditScope } from "../db/audit-repository.js";
+import type { Sql } from "../db/database.js";
 import type { SessionKey } from "../db/session-repository.js";
 import { verifyChain, type BrokenLink } from "../domain/chain.js";
 import { openCommandDatabase } from "./database.js";
@@ -41,12 +42,15 @@ export interface VerifyReport {
 }
 
 /** Verifies the chains in scope, page by page, stopping at the first broken link. */
-export async function verifyChains(sql: Parameters<typeof listSessionsForAudit>[0], scope: AuditScope): Promise<VerifyReport> {
+export async function verifyChains(sql: Sql, scope: AuditScope): Promise<VerifyReport> {
   const report: VerifyReport = { sessions: 0, events: 0, broken: null };
   let after: SessionKey | null = null;
   for (;;) {
-    const sessions = await listSessionsForAudit(sql, scope, after, PAGE_SIZE);
-    const events = await eventsOfSessions(sql, sessions);
+    // One snapshot per page, so a write between the two reads cannot look like a broken chain.
+    const { sessions, events } = await sql.begin("isolation level repeatable read read only", async (tx) => {
+      const sessions = await listSessionsForAudit(tx, scope, after, PAGE_SIZE);
+      return { sessions, events: await eventsOfSessions(tx, sessions) };
+    });
     for (const session of sessions) {
       const log = events.get(session.sessionId) ?? [];
       report.sessions += 1;

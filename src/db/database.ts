@@ -40,6 +40,12 @@ export function openDatabase(options: DatabaseOptions): Sql {
   });
 }
 
+/** Resolves true when the database answers a trivial query (for health checks). */
+export async function pingDatabase(sql: Sql): Promise<boolean> {
+  await sql`select 1`;
+  return true;
+}
+
 /** Configures `startEmbeddedPostgres`. */
 export interface EmbeddedOptions {
   /** Data folder; created and initialised on first use, kept afterwards. */

@@ -104,3 +104,8 @@ function typeCondition(ex: Executor, filter: FeedFilter) {
   const patterns = filter.typePrefixes.map((prefix) => `${prefix.replace(/[\\%_]/g, "\\$&")}%`);
   return ex`and (type = any(${filter.types}::text[]) or type like any(${patterns}::text[]))`;
 }
+
+/** Sends a feed wake-up on `channel` (outside any business transaction; the payload is empty). */
+export async function notifyFeed(ex: Executor, channel: string): Promise<void> {
+  await ex`select pg_notify(${channel}, '')`;
+}

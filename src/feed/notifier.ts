@@ -10,6 +10,7 @@
  */
 import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
+import { notifyFeed } from "../db/feed-repository.js";
 
 /** Names the channel the feed NOTIFYs and LISTENs on. */
 export const FEED_CHANNEL = "session_events";
@@ -64,7 +65,7 @@ export function createCommitNotifier(options: CommitNotifierOptions) {
 
   async function send(): Promise<void> {
     try {
-      await sql`select pg_notify(${channel}, '')`;
+      await notifyFeed(sql, channel);
     } catch (error) {
       // Readers poll anyway; a lost wake-up only costs latency.
       log.warn({ err: error }, "feed NOTIFY failed");

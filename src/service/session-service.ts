@@ -40,9 +40,7 @@ import {
 } from "../domain/lifecycle.js";
 import { decodePageToken, encodePageToken } from "../domain/page-token.js";
 import { effectiveSession, LIFECYCLE_TYPES, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
-import { inRead, inTransaction, StaleSession, translate } from "./transaction.js";
-
-export { translate };
+import { inRead, inTransaction, StaleSession } from "./transaction.js";
 
 /** Configures `createSessionService`. */
 export interface SessionServiceOptions {
@@ -141,10 +139,14 @@ export function createSessionService(options: SessionServiceOptions) {
     const outcome = await transaction(async (tx) => {
       const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
       if (isReplay(existing, hash)) return { session: effectiveSession(session, now), replayed: true };
-      const planned = plan(session, hash, now);
-      if (planned === null) return { session: effectiveSession(session, now), replayed: true };
+      // A lapsed session's end is recorded first, so the log stays in time order.
+      const lapse = planLapse(session, now);
+      const current = lapse?.after ?? session;
+      const planned = plan(current, hash, now);
+      if (lapse !== null) await store(tx, [lapse]);
+      if (planned === null) return { session: current, replayed: lapse === null };
       await store(tx, [planned]);
-      return { session: effectiveSession(planned.after, now), replayed: false };
+      return { session: planned.after, replayed: false };
     });
     return announce(outcome);
   }
@@ -314,10 +316,14 @@ export function createSessionService(options: SessionServiceOptions) {
   };
 }
 
+const SESSION_ID = /^sess_[0-9A-HJKMNP-TV-Z]{26}$/;
+const TOKEN_TIME_RANGE = [Date.UTC(2000, 0, 1), Date.UTC(2100, 0, 1)] as const;
+
+/** Checks a decoded ListSessions position, so a forged token cannot reach SQL as a bad value. */
 function parseSessionPosition(position: Record<string, unknown>): repo.SessionPosition {
   const startTime = typeof position.t === "string" ? new Date(position.t) : new Date(Number.NaN);
-  if (Number.isNaN(startTime.getTime()) || typeof position.s !== "string" || position.s.length > 64) {
-    throw new DomainError("INVALID_PAGE_TOKEN", "page_token is not a token returned by this service");
-  }
-  return { startTime, sessionId: position.s };
+  const ms = startTime.getTime();
+  const valid = ms >= TOKEN_TIME_RANGE[0] && ms < TOKEN_TIME_RANGE[1] && typeof position.s === "string" && SESSION_ID.test(position.s);
+  if (!valid) throw new DomainError("INVALID_PAGE_TOKEN", "page_token is not a token returned by this service");
+  return { startTime, sessionId: position.s as string };
 }

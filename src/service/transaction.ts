@@ -2,6 +2,7 @@
  * Runs the service's transactions: retries when a concurrent writer won a
  * race, and turns database failures into the errors callers should see.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Executor, Sql } from "../db/database.js";
 import { isDatabaseUnavailable, isRetryable } from "../db/errors.js";
@@ -18,7 +19,8 @@ export class StaleSession extends Error {
 const MAX_ATTEMPTS = 5;
 
 /**
- * Runs `work` in a transaction, retrying up to 5 times on unique violations,
+ * Runs `work` in a transaction, retrying up to 5 times (after a jittered
+ * pause of up to 5 ms per attempt) on unique violations,
  * deadlocks, serialization failures and StaleSession, and turning connection
  * failures into DATABASE_UNAVAILABLE.
  */
@@ -30,6 +32,8 @@ export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: Executo
       const retry = error instanceof StaleSession || isRetryable(error);
       if (retry && attempt < MAX_ATTEMPTS) {
         log.debug({ err: error, attempt }, "retrying transaction");
+        // A short jittered pause lets the winner of the race commit first.
+        await sleep(Math.random() * 5 * attempt);
         continue;
       }
       throw translate(error);

@@ -17,6 +17,8 @@ export interface HealthOptions {
   isServing(): Promise<boolean>;
   /** How often Watch re-checks, in ms. Default 5000. */
   watchIntervalMs?: number;
+  /** Aborted when the server shuts down: Watch streams report NOT_SERVING and end. */
+  shutdown?: AbortSignal;
 }
 
 const KNOWN = new Set(["", SessionManagerService.typeName]);
@@ -35,13 +37,15 @@ export function registerHealth(router: ConnectRouter, options: HealthOptions): v
         yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
         return;
       }
+      const stop = options.shutdown ? AbortSignal.any([ctx.signal, options.shutdown]) : ctx.signal;
       let last: Status | null = null;
-      while (!ctx.signal.aborted) {
+      while (!stop.aborted) {
         const current = await status();
         if (current !== last) yield create(HealthCheckResponseSchema, { status: current });
         last = current;
-        await sleep(intervalMs, undefined, { signal: ctx.signal }).catch(() => {});
+        await sleep(intervalMs, undefined, { signal: stop }).catch(() => {});
       }
+      if (options.shutdown?.aborted && !ctx.signal.aborted) yield create(HealthCheckResponseSchema, { status: Status.NOT_SERVING });
     },
   });
 }

@@ -35,16 +35,18 @@ export interface RouteDeps {
   feed: Feed;
   /** Resolves true while the replica can serve; when given, grpc.health.v1 is served too. */
   isServing?: () => Promise<boolean>;
+  /** Aborted when the server shuts down (ends health Watch streams). */
+  shutdown?: AbortSignal;
 }
 
 /**
  * Returns a function that registers SessionManagerService, gRPC server
  * reflection and (with `isServing`) the gRPC health service on a router.
  */
-export function createRoutes({ service, feed, isServing }: RouteDeps) {
+export function createRoutes({ service, feed, isServing, shutdown }: RouteDeps) {
   return (router: ConnectRouter) => {
     registerReflection(router, [file_sessionmanager_v1_session_manager_service, file_grpc_health_v1_health]);
-    if (isServing) registerHealth(router, { isServing });
+    if (isServing) registerHealth(router, { isServing, ...(shutdown ? { shutdown } : {}) });
     registerSessionManager(router, service, feed);
   };
 }

@@ -37,6 +37,7 @@ export interface Server {
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0");
+const SNIFF_TIMEOUT_MS = 10_000;
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -101,11 +102,14 @@ function trackSession(session: http2.ServerHttp2Session, sessions: Set<http2.Ser
 /** Hands a plaintext connection to the HTTP/2 or HTTP/1.1 server by its first bytes. */
 function routeBySniffing(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
   let head = Buffer.alloc(0);
+  // A connection that sends nothing is never handed on; drop it instead of keeping it forever.
+  socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
   const onData = (chunk: Buffer) => {
     head = Buffer.concat([head, chunk]);
     const prefix = head.subarray(0, PREFACE.length);
     if (prefix.length < PREFACE.length && PREFACE.subarray(0, prefix.length).equals(prefix)) return;
     socket.off("data", onData);
+    socket.setTimeout(0);
     socket.pause();
     socket.unshift(head);
     if (prefix.equals(PREFACE)) {

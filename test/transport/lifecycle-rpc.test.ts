@@ -8,6 +8,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
 import { StartSessionResponseSchema, EndSessionResponseSchema } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { EndReason, SessionState } from "../../gen/sessionmanager/v1/session_pb.js";
+import { encodePageToken } from "../../src/domain/page-token.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
 import { createInMemoryClient, errorMetadata, expectError } from "../support/rpc.js";
 
@@ -360,6 +361,16 @@ describe("ListSessions and ListSessionEvents", () => {
     expect(page.nextPageToken).not.toBe("");
     await expectError(client.listSessions({ userId: uniqueId("user"), pageSize: 1, pageToken: page.nextPageToken }), Code.InvalidArgument, "INVALID_PAGE_TOKEN");
     await expectError(client.listSessions({ userId, pageToken: "garbage" }), Code.InvalidArgument, "INVALID_PAGE_TOKEN");
+  });
+
+  it.each([
+    ["a year-0 time", { t: "0000-01-01T00:00:00.000Z", s: "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV" }],
+    ["a far-future time", { t: "+275760-09-13T00:00:00.000Z", s: "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV" }],
+    ["a NUL in the session id", { t: "2026-01-01T00:00:00.000Z", s: "sess_\u0000" }],
+  ])("rejects a forged page token with %s (INVALID_PAGE_TOKEN, never INTERNAL)", async (_name, position) => {
+    const userId = uniqueId("user");
+    const pageToken = encodePageToken({ userId, state: null }, position);
+    await expectError(client.listSessions({ userId, pageToken }), Code.InvalidArgument, "INVALID_PAGE_TOKEN");
   });
 
   it("rejects page_size over 1000 (INVALID_ARGUMENT, INVALID_REQUEST)", async () => {

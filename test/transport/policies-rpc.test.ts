@@ -178,6 +178,14 @@ describe("UpdateSession", () => {
     expect(events[1]!.payload).toEqual({ update_mask: ["metadata"], changes: { metadata: { old: { a: 1 }, new: { a: 2 } } } });
   });
 
+  it("records a lapse before an update, so the log stays in time order", async () => {
+    const { session } = await start(uniqueId("user"), { idleTimeout: { seconds: 1n } });
+    await sleep(1_100);
+    const { session: updated } = await client.updateSession({ recordId: uniqueId("rec"), session: { sessionId: session!.sessionId, isTrainingData: true }, updateMask: { paths: ["is_training_data"] } });
+    expect(updated).toMatchObject({ state: SessionState.ENDED, endReason: EndReason.IDLE_TIMEOUT, isTrainingData: true, lastSeq: 3n });
+    expect(await eventTypes(session!.sessionId)).toEqual(["session.started", "session.ended", "session.updated"]);
+  });
+
   it("replays by record_id and rejects a reuse", async () => {
     const { session } = await start(uniqueId("user"));
     const request = { recordId: uniqueId("rec"), session: { sessionId: session!.sessionId, isTrainingData: true }, updateMask: { paths: ["is_training_data"] } };

@@ -699,8 +699,9 @@ export type WatchSessionEventsRequest = Message<"sessionmanager.v1.WatchSessionE
   afterCursor: string;
 
   /**
-   * Start with the oldest retained event. Without it and without
-   * `after_cursor` the stream starts at the live head.
+   * Start with the oldest retained event (every event not removed by
+   * `session-manager prune`). Without it and without `after_cursor` the
+   * stream starts at the live head.
    *
    * @generated from field: bool from_beginning = 5;
    */
@@ -861,12 +862,13 @@ export const ConflictPolicySchema: GenEnum<ConflictPolicy> = /*@__PURE__*/
  * Time: every time is taken from the database clock, never a replica's.
  *
  * Idle timeout: a session whose `expire_time` (or `start_time +
- * max_duration`) has passed is ended exactly once, by a sweeper in some
- * replica, with END_REASON_IDLE_TIMEOUT (or END_REASON_MAX_DURATION) and one
- * "session.ended" event. Until that end is recorded, every RPC already treats
- * the session as ENDED: reads report it so, heartbeats and appends get
- * SESSION_ENDED, and the user's next StartSession records the end first, in
- * the same transaction.
+ * max_duration`) has passed is ended exactly once, with
+ * END_REASON_IDLE_TIMEOUT (or END_REASON_MAX_DURATION) and one
+ * "session.ended" event, recorded by whichever comes first: a sweeper in some
+ * replica (unless SWEEP_INTERVAL_MS=0), the user's next StartSession,
+ * EndSession or UpdateSession on it. Until then every RPC already treats the
+ * session as ENDED: reads report it so, heartbeats, appends, pause and resume
+ * get SESSION_ENDED.
  *
  * @generated from service sessionmanager.v1.SessionManagerService
  */
@@ -891,7 +893,10 @@ export const SessionManagerService: GenService<{
   },
   /**
    * Ends a session and records its "session.ended" event with
-   * END_REASON_CLIENT.
+   * END_REASON_CLIENT. On a session that already lapsed it records (or
+   * returns) the lapse instead: END_REASON_IDLE_TIMEOUT or
+   * END_REASON_MAX_DURATION, under a system record id (the caller's
+   * `record_id` is then not stored).
    *
    * Idempotent twice over: by `record_id`, and because ending an ENDED
    * session returns it unchanged with its original "session.ended" event.
@@ -1045,9 +1050,14 @@ export const SessionManagerService: GenService<{
    * resume cursor.
    *
    * Errors:
-   *   - INVALID_ARGUMENT, INVALID_CURSOR: `after_cursor` is malformed.
-   *   - OUT_OF_RANGE, CURSOR_EXPIRED: `after_cursor` lies before the retained
-   *     events; ErrorInfo.metadata["earliest_cursor"] is where to resume.
+   *   - INVALID_ARGUMENT, INVALID_CURSOR: `after_cursor` is malformed, or lies
+   *     ahead of this database's feed (it was not issued here).
+   *   - OUT_OF_RANGE, CURSOR_EXPIRED: `after_cursor` lies before the retention
+   *     watermark (`session-manager prune` removed events after it), at the
+   *     start or later in the stream if a prune overtakes it.
+   *     ErrorInfo.metadata["earliest_cursor"] is the watermark: resuming there
+   *     skips the removed events; retained older events stay readable with
+   *     `from_beginning`, ListSessionEvents or `session-manager export`.
    *   - UNAVAILABLE, SERVER_SHUTTING_DOWN: the replica is stopping; resume
    *     elsewhere with the last cursor.
    *

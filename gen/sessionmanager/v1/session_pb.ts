@@ -65,8 +65,8 @@ export type Session = Message<"sessionmanager.v1.Session"> & {
   endTime?: Timestamp | undefined;
 
   /**
-   * The last time the session saw activity: start, heartbeat, or an appended
-   * event (server time). Output only.
+   * The last time the session saw activity: start, heartbeat, an appended
+   * event, pause or resume (server time). Output only.
    *
    * @generated from field: google.protobuf.Timestamp last_activity_time = 6;
    */
