@@ -116,11 +116,12 @@ export function createTailReader(options: TailReaderOptions) {
     // Rows after `before` may be pruned: attached streams re-read and fail with CURSOR_EXPIRED.
     const pruned = comparePositions(before, page.watermark) < 0;
     const frames: EventFrame[] = page.events.map((event) => ({ kind: "event", event, cursor: encodeCursor(event.position) }));
+    const candidates = framesByUser(frames);
     for (const sub of subscribers) {
       if (!sub.attached) continue;
       if (pruned || comparePositions(sub.position, before) !== 0) {
         detach(sub);
-      } else if (!sub.offer(frames.filter((frame) => matchesFilter(sub.filter, frame.event)), after)) {
+      } else if (!sub.offer(matching(sub, frames, candidates), after)) {
         overflows++;
         detach(sub);
       } else if (sub.queued() > 0) {
@@ -190,4 +191,23 @@ export function createTailReader(options: TailReaderOptions) {
       wakeUps.close();
     },
   };
+}
+
+const NO_FRAMES: readonly EventFrame[] = [];
+
+/** Groups a page's frames by user once, so a stream filtered by user only looks at its own. */
+function framesByUser(frames: EventFrame[]): Map<string, EventFrame[]> {
+  const byUser = new Map<string, EventFrame[]>();
+  for (const frame of frames) {
+    const list = byUser.get(frame.event.userId);
+    if (list) list.push(frame);
+    else byUser.set(frame.event.userId, [frame]);
+  }
+  return byUser;
+}
+
+/** Returns the frames of a page that pass a stream's filter (most streams filter by user). */
+function matching(sub: Subscriber, frames: EventFrame[], byUser: Map<string, EventFrame[]>): EventFrame[] {
+  const pool = sub.filter.userId === null ? frames : (byUser.get(sub.filter.userId) ?? NO_FRAMES);
+  return pool.length === 0 ? [] : pool.filter((frame) => matchesFilter(sub.filter, frame.event));
 }
