@@ -105,6 +105,14 @@ export async function pruneCommand(args: string[], config: Config): Promise<void
   if (!/^\d{4}-\d{2}-\d{2}T/.test(raw) || Number.isNaN(endedBefore.getTime())) {
     exitWithUsage(`--ended-before ${JSON.stringify(raw)} is not an RFC 3339 timestamp`, USAGE);
   }
+  if (options.archive !== undefined) {
+    try {
+      await mkdir(options.archive, { recursive: true });
+    } catch (error) {
+      process.stderr.write(`session-manager: cannot use --archive ${options.archive}: ${(error as Error).message}\n`);
+      process.exit(1);
+    }
+  }
   const db = await openCommandDatabase(config, pino({ level: config.logLevel }, pino.destination(2)));
   try {
     const report = await prune(db.sql, { endedBefore, archiveDir: options.archive ?? null, dryRun: options["dry-run"] === true });

@@ -72,7 +72,10 @@ export async function verifyCommand(args: string[], config: Config): Promise<voi
   const db = await openCommandDatabase(config, pino({ level: config.logLevel }, pino.destination(2)));
   try {
     const report = await verifyChains(db.sql, scope);
-    if (report.broken === null) {
+    if (report.sessions === 0 && scope.sessionId !== null) {
+      process.stdout.write(`no session ${scope.sessionId}\n`);
+      process.exitCode = 1;
+    } else if (report.broken === null) {
       process.stdout.write(`verified ${report.sessions} sessions, ${report.events} events: every chain holds\n`);
     } else {
       const { sessionId, seq, problem } = report.broken;

@@ -12,8 +12,9 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObj
 
 /**
  * Checks that `value` fits in `maxBytes` as UTF-8 JSON and can be stored as
- * jsonb unchanged: no NUL characters or unpaired surrogates (jsonb rejects
- * both) and no non-finite numbers (JSON has no NaN or Infinity).
+ * jsonb unchanged and without growing: no NUL characters or unpaired
+ * surrogates (jsonb rejects both), no non-finite numbers (JSON has no NaN or
+ * Infinity), and no numbers jsonb would print with hundreds of digits.
  *
  * @throws DomainError INVALID_REQUEST naming `field`.
  */
@@ -27,7 +28,7 @@ export function checkJsonObject(field: string, value: JsonObject, maxBytes: numb
 }
 
 function findProblem(value: JsonValue): string | null {
-  if (typeof value === "number") return Number.isFinite(value) ? null : "numbers must be finite";
+  if (typeof value === "number") return numberProblem(value);
   if (typeof value === "string") return textProblem(value, "strings");
   if (value === null || typeof value === "boolean") return null;
   const children = Array.isArray(value) ? value : Object.values(value);
@@ -40,6 +41,22 @@ function findProblem(value: JsonValue): string | null {
   for (const child of children) {
     const problem = findProblem(child);
     if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/**
+ * jsonb stores numbers as exact decimals and prints them in full: 1e308 takes
+ * 309 characters, 1e-300 takes 302. Numbers are therefore limited to 0 and
+ * magnitudes from 1e-6 to below 1e21, the range JSON.stringify writes without
+ * an exponent, so what the database stores and returns stays as small as what
+ * the caller sent.
+ */
+function numberProblem(value: number): string | null {
+  if (!Number.isFinite(value)) return "numbers must be finite";
+  const magnitude = Math.abs(value);
+  if (magnitude !== 0 && (magnitude < 1e-6 || magnitude >= 1e21)) {
+    return "numbers must be 0 or have a magnitude from 1e-6 to below 1e21";
   }
   return null;
 }

@@ -62,7 +62,8 @@ export function createAccessInterceptor(log: Logger): Interceptor {
             yield frame;
           }
         } catch (error) {
-          const mapped = toConnectError(error, log);
+          // Writing to a stream whose client went away fails with EPIPE and the like: a cancel, not a bug.
+          const mapped = req.signal.aborted ? new ConnectError("canceled by the client", Code.Canceled) : toConnectError(error, log);
           done(mapped, { frames });
           throw mapped;
         }

@@ -13,7 +13,7 @@ function reasonOf(run: () => void): string | null {
 
 describe("checkJsonObject", () => {
   it("accepts JSON that jsonb stores unchanged, up to the byte limit", () => {
-    const value = { a: "é".repeat(10), b: [1, 2.5, null, true], c: { d: "" } };
+    const value = { a: "é".repeat(10), b: [1, 2.5, null, true, 0, -1e-6, 9.99e20], c: { d: "" } };
     const bytes = Buffer.byteLength(JSON.stringify(value));
     expect(reasonOf(() => checkJsonObject("payload", value, bytes))).toBeNull();
     expect(reasonOf(() => checkJsonObject("payload", value, bytes - 1))).toBe("INVALID_REQUEST");
@@ -26,6 +26,8 @@ describe("checkJsonObject", () => {
     ["an unpaired surrogate in a key", { "\udc00": true }],
     ["NaN", { a: Number.NaN }],
     ["Infinity", { a: { b: Number.POSITIVE_INFINITY } }],
+    ["1e308 (jsonb would print 309 digits)", { a: [1e308] }],
+    ["1e-300", { a: 1e-300 }],
   ])("rejects %s", (_name, value) => {
     expect(reasonOf(() => checkJsonObject("payload", value as never, 1_000))).toBe("INVALID_REQUEST");
   });

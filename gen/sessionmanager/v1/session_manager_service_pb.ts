@@ -63,7 +63,8 @@ export type StartSessionRequest = Message<"sessionmanager.v1.StartSessionRequest
   idleTimeout?: Duration | undefined;
 
   /**
-   * Caller-defined data, at most 16 KiB as JSON.
+   * Caller-defined data, at most 16 KiB as JSON; no NUL characters; numbers
+   * 0 or of magnitude 1e-6 to below 1e21.
    *
    * @generated from field: google.protobuf.Struct metadata = 6;
    */
@@ -562,7 +563,8 @@ export type AppendSessionEventRequest = Message<"sessionmanager.v1.AppendSession
   performerId: string;
 
   /**
-   * The event's data, at most 64 KiB as JSON.
+   * The event's data, at most 64 KiB as JSON; no NUL characters; numbers 0
+   * or of magnitude 1e-6 to below 1e21.
    *
    * @generated from field: google.protobuf.Struct payload = 7;
    */
@@ -932,7 +934,8 @@ export const SessionManagerService: GenService<{
    * it keeps the user's open-session slot. Records "session.paused".
    *
    * Idempotent by `record_id`, and pausing a PAUSED session returns it
-   * unchanged; a retry returns the session as it is now. Errors:
+   * unchanged; a retry returns the session as it is now. A pause that
+   * changed nothing is not recorded, so its record_id stays unused. Errors:
    *   - NOT_FOUND, SESSION_NOT_FOUND.
    *   - FAILED_PRECONDITION, SESSION_ENDED (ended, or lapsed).
    *   - ALREADY_EXISTS, RECORD_ID_REUSED.
@@ -949,7 +952,8 @@ export const SessionManagerService: GenService<{
    * "session.resumed".
    *
    * Idempotent by `record_id`, and resuming an ACTIVE session returns it
-   * unchanged; a retry returns the session as it is now. Errors:
+   * unchanged; a retry returns the session as it is now. A resume that
+   * changed nothing is not recorded, so its record_id stays unused. Errors:
    *   - NOT_FOUND, SESSION_NOT_FOUND.
    *   - FAILED_PRECONDITION, SESSION_ENDED (ended, or past its max duration).
    *   - ALREADY_EXISTS, RECORD_ID_REUSED.
