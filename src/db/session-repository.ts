@@ -153,6 +153,42 @@ export async function findEventOfSessionUser(ex: Executor, sessionId: string, re
   return row ? toEvent(row) : null;
 }
 
+/** Holds the idempotency record of a request that wrote no event. */
+export interface RequestRecord {
+  recordId: string;
+  requestHash: string;
+}
+
+/** Finds the record of an event-less request by a session's user and idempotency key. */
+export async function findRequestRecordOfSessionUser(ex: Executor, sessionId: string, recordId: string): Promise<RequestRecord | null> {
+  const [row] = await ex<{ record_id: string; request_hash: string }[]>`
+    select record_id, request_hash
+    from request_records
+    where user_id = (select user_id from sessions where session_id = ${sessionId} limit 1)
+      and record_id = ${recordId}
+  `;
+  return row ? { recordId: row.record_id, requestHash: row.request_hash } : null;
+}
+
+/** Finds the record of an event-less request by user and idempotency key. */
+export async function findRequestRecord(ex: Executor, userId: string, recordId: string): Promise<RequestRecord | null> {
+  const [row] = await ex<{ record_id: string; request_hash: string }[]>`
+    select record_id, request_hash
+    from request_records
+    where user_id = ${userId}
+      and record_id = ${recordId}
+  `;
+  return row ? { recordId: row.record_id, requestHash: row.request_hash } : null;
+}
+
+/** Records a request that wrote no event, so its retries are recognised. */
+export async function insertRequestRecord(tx: Executor, session: Session, recordId: string, requestHash: string): Promise<void> {
+  await tx`
+    insert into request_records (user_id, record_id, request_hash, session_id)
+    values (${session.userId}, ${recordId}, ${requestHash}, ${session.sessionId})
+  `;
+}
+
 /** Finds one event of a session by its type (the first, by seq). */
 export async function findEventByType(ex: Executor, session: Session, type: string): Promise<SessionEvent | null> {
   const [row] = await ex<EventRow[]>`

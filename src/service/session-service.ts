@@ -114,16 +114,21 @@ export function createSessionService(options: SessionServiceOptions) {
     return events;
   }
 
-  /** Locks a session's user and loads the session, its idempotency record and the clock. */
+  /**
+   * Locks a session's user and loads the session, the clock and the
+   * idempotency record of `recordId`: the event it wrote (`existing`), and
+   * `record`, that event or the record of an event-less request.
+   */
   async function loadForWrite(tx: Executor, sessionId: string, recordId: string | null) {
-    const [found, session, existing, now] = await Promise.all([
+    const [found, session, existing, other, now] = await Promise.all([
       repo.lockUserOfSession(tx, sessionId),
       repo.findSession(tx, sessionId),
       recordId === null ? null : repo.findEventOfSessionUser(tx, sessionId, recordId),
+      recordId === null ? null : repo.findRequestRecordOfSessionUser(tx, sessionId, recordId),
       repo.readClock(tx),
     ]);
     if (!found || session === null) throw notFound(sessionId);
-    return { session, existing, now };
+    return { session, existing, record: existing ?? other, now };
   }
 
   /**
@@ -137,14 +142,18 @@ export function createSessionService(options: SessionServiceOptions) {
   ): Promise<Outcome<{ session: Session }>> {
     const hash = requestHash(method, command);
     const outcome = await transaction(async (tx) => {
-      const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
-      if (isReplay(existing, hash)) return { session: effectiveSession(session, now), replayed: true };
+      const { session, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
+      if (isReplay(record, hash)) return { session: effectiveSession(session, now), replayed: true };
       // A lapsed session's end is recorded first, so the log stays in time order.
       const lapse = planLapse(session, now);
       const current = lapse?.after ?? session;
       const planned = plan(current, hash, now);
       if (lapse !== null) await store(tx, [lapse]);
-      if (planned === null) return { session: current, replayed: lapse === null };
+      if (planned === null) {
+        // Nothing changed, so no event records this request: remember it, or a later retry would act.
+        await repo.insertRequestRecord(tx, session, command.recordId, hash);
+        return { session: current, replayed: lapse === null };
+      }
       await store(tx, [planned]);
       return { session: planned.after, replayed: false };
     });
@@ -163,12 +172,13 @@ export function createSessionService(options: SessionServiceOptions) {
       const hash = requestHash("StartSession", command);
       const outcome = await transaction(async (tx) => {
         await repo.lockUser(tx, command.userId);
-        const [existing, history, now] = await Promise.all([
+        const [existing, other, history, now] = await Promise.all([
           repo.findEventByRecordId(tx, command.userId, command.recordId),
+          repo.findRequestRecord(tx, command.userId, command.recordId),
           repo.findUserHistory(tx, command.userId),
           repo.readClock(tx),
         ]);
-        if (isReplay(existing, hash)) {
+        if (isReplay(existing ?? other, hash)) {
           const stored = await repo.findSession(tx, existing!.sessionId);
           return { session: sessionAsStarted(stored!, existing!), event: existing!, replayed: true };
         }
@@ -192,8 +202,8 @@ export function createSessionService(options: SessionServiceOptions) {
     async endSession(command: EndCommand): Promise<Outcome<SessionWithEvent>> {
       const hash = requestHash("EndSession", command);
       const outcome = await transaction(async (tx): Promise<Outcome<SessionWithEvent>> => {
-        const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
-        if (isReplay(existing, hash) || session.state === "ended") {
+        const { session, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
+        if (isReplay(record, hash) || session.state === "ended") {
           const end = await repo.findEventByType(tx, session, LIFECYCLE_TYPES.ended);
           return { session, event: end!, replayed: true };
         }
@@ -227,8 +237,8 @@ export function createSessionService(options: SessionServiceOptions) {
       checkAppend(command);
       const hash = requestHash("AppendSessionEvent", command);
       const outcome = await transaction(async (tx) => {
-        const { session, existing, now } = await loadForWrite(tx, command.sessionId, command.recordId);
-        if (isReplay(existing, hash)) return { event: existing!, replayed: true };
+        const { session, existing, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
+        if (isReplay(record, hash)) return { event: existing!, replayed: true };
         const [event] = await store(tx, [planAppend(session, command, hash, now)]);
         return { event: event!, replayed: false };
       });

@@ -31,7 +31,7 @@ describe("migrations", () => {
     const results = await Promise.all([migrate(sql), migrate(sql), migrate(sql)]);
     expect(results).toEqual([[], [], []]);
     const rows = await sql<{ version: string }[]>`select version from schemaversion order by version`;
-    expect(rows.map((row) => Number(row.version))).toEqual([0, 1, 2, 3]);
+    expect(rows.map((row) => Number(row.version))).toEqual([0, 1, 2, 3, 4]);
   });
 });
 

@@ -144,6 +144,20 @@ describe("pause and resume", () => {
     expect(await eventTypes(sessionId)).toEqual(["session.started", "session.paused", "session.resumed"]);
   });
 
+  it("remembers a pause that changed nothing: its retry after a resume does not pause again", async () => {
+    const { session } = await start(uniqueId("user"));
+    const sessionId = session!.sessionId;
+    await client.pauseSession({ recordId: uniqueId("rec"), sessionId });
+    const noop = { recordId: uniqueId("rec"), sessionId };
+    expect((await client.pauseSession(noop)).session!.state).toBe(SessionState.PAUSED);
+    await client.resumeSession({ recordId: uniqueId("rec"), sessionId });
+    expect((await client.pauseSession(noop)).session!.state).toBe(SessionState.ACTIVE);
+    await expectError(client.resumeSession(noop), Code.AlreadyExists, "RECORD_ID_REUSED");
+    await expectError(client.appendSessionEvent({ ...noop, type: "t", source: "s" }), Code.AlreadyExists, "RECORD_ID_REUSED");
+    await expectError(start(session!.userId, { recordId: noop.recordId }), Code.AlreadyExists, "RECORD_ID_REUSED");
+    expect(await eventTypes(sessionId)).toEqual(["session.started", "session.paused", "session.resumed"]);
+  });
+
   it("replays by record_id, rejects a reuse, and refuses unknown or ended sessions", async () => {
     const userId = uniqueId("user");
     const { session } = await start(userId);

@@ -934,8 +934,8 @@ export const SessionManagerService: GenService<{
    * it keeps the user's open-session slot. Records "session.paused".
    *
    * Idempotent by `record_id`, and pausing a PAUSED session returns it
-   * unchanged; a retry returns the session as it is now. A pause that
-   * changed nothing is not recorded, so its record_id stays unused. Errors:
+   * unchanged (the request is still recorded, so its retry never acts); a
+   * retry returns the session as it is now. Errors:
    *   - NOT_FOUND, SESSION_NOT_FOUND.
    *   - FAILED_PRECONDITION, SESSION_ENDED (ended, or lapsed).
    *   - ALREADY_EXISTS, RECORD_ID_REUSED.
@@ -952,8 +952,8 @@ export const SessionManagerService: GenService<{
    * "session.resumed".
    *
    * Idempotent by `record_id`, and resuming an ACTIVE session returns it
-   * unchanged; a retry returns the session as it is now. A resume that
-   * changed nothing is not recorded, so its record_id stays unused. Errors:
+   * unchanged (the request is still recorded, so its retry never acts); a
+   * retry returns the session as it is now. Errors:
    *   - NOT_FOUND, SESSION_NOT_FOUND.
    *   - FAILED_PRECONDITION, SESSION_ENDED (ended, or past its max duration).
    *   - ALREADY_EXISTS, RECORD_ID_REUSED.
