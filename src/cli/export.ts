@@ -20,10 +20,10 @@ import {
   countSession,
   findSessionOwner,
   readFeedRangePage,
-  readHorizon,
   readSessionPage,
   type FeedRangeFilter,
 } from "../db/export-repository.js";
+import { readFeedBounds } from "../db/feed-repository.js";
 import { decodeCursor, encodeCursor, FEED_START, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import type { SessionEvent } from "../domain/session.js";
 import { toCloudEvent } from "./cloud-events.js";
@@ -133,7 +133,7 @@ function cursorOption(name: string, cursor: string): FeedPosition {
 
 /** Streams the selected events to `output`, page by page; returns how many it wrote. */
 async function exportEvents(sql: Sql, selection: Selection, output: LineOutput): Promise<number> {
-  const horizon = await readHorizon(sql);
+  const { horizon } = await readFeedBounds(sql);
   if (selection.kind === "session") return exportSession(sql, selection, horizon, output);
   return exportFeedRange(sql, selection.filter, horizon, output);
 }

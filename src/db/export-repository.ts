@@ -24,14 +24,6 @@ export interface FeedRangeFilter {
   trainingDataOnly: boolean;
 }
 
-/** Reads the current visibility horizon: every transaction id below it has finished. */
-export async function readHorizon(ex: Executor): Promise<bigint> {
-  const [row] = await ex<{ horizon: string }[]>`
-    select pg_snapshot_xmin(pg_current_snapshot())::text as horizon
-  `;
-  return BigInt(row!.horizon);
-}
-
 /** Finds the user that owns a session, or null if no session has this id. */
 export async function findSessionOwner(ex: Executor, sessionId: string): Promise<string | null> {
   const [row] = await ex<{ user_id: string }[]>`
@@ -57,11 +49,7 @@ export async function readFeedRangePage(
   const rows = await ex<EventRow[]>`
     select e.*
     from session_events as e
-    where (e.tx_id, e.id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
-      and e.tx_id < ${horizon.toString()}::xid8
-      ${untilCondition(ex, filter.until)}
-      ${filter.userId === null ? ex`` : ex`and e.user_id = ${filter.userId}`}
-      ${trainingDataCondition(ex, filter.trainingDataOnly)}
+    where ${feedRangeCondition(ex, filter, horizon, after)}
     order by e.tx_id, e.id
     limit ${limit}
   `;
@@ -70,17 +58,23 @@ export async function readFeedRangePage(
 
 /** Counts the events `readFeedRangePage` would return from the start of `filter`. */
 export async function countFeedRange(ex: Executor, filter: FeedRangeFilter, horizon: bigint): Promise<number> {
-  const after = filter.after ?? { txId: 0n, id: 0n };
   const [row] = await ex<{ count: string }[]>`
     select count(*) as count
     from session_events as e
-    where (e.tx_id, e.id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
-      and e.tx_id < ${horizon.toString()}::xid8
-      ${untilCondition(ex, filter.until)}
-      ${filter.userId === null ? ex`` : ex`and e.user_id = ${filter.userId}`}
-      ${trainingDataCondition(ex, filter.trainingDataOnly)}
+    where ${feedRangeCondition(ex, filter, horizon, filter.after ?? { txId: 0n, id: 0n })}
   `;
   return Number(row!.count);
+}
+
+/** Selects the events of `filter` after `after` and below `horizon` (shared by page and count). */
+function feedRangeCondition(ex: Executor, filter: FeedRangeFilter, horizon: bigint, after: FeedPosition) {
+  return ex`
+    (e.tx_id, e.id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
+    and e.tx_id < ${horizon.toString()}::xid8
+    ${untilCondition(ex, filter.until)}
+    ${filter.userId === null ? ex`` : ex`and e.user_id = ${filter.userId}`}
+    ${trainingDataCondition(ex, filter.trainingDataOnly)}
+  `;
 }
 
 /**
