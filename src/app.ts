@@ -69,6 +69,8 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     interceptors: [createAccessInterceptor(log), createValidateInterceptor()],
     corsAllowedOrigins: config.corsAllowedOrigins,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : null,
+    headersTimeoutMs: config.headersTimeoutMs,
+    connectionIdleMs: config.connectionIdleMs,
   });
   const port = await server.listen(config.port, config.host);
   log.info({ port, host: config.host, tls: config.tlsCertFile !== null }, "listening");

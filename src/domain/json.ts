@@ -11,14 +11,61 @@ export type JsonObject = { [key: string]: JsonValue };
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
 
 /**
- * Checks that `value` fits in `maxBytes` as UTF-8 JSON and can be stored as
- * jsonb unchanged and without growing: no NUL characters or unpaired
- * surrogates (jsonb rejects both), no non-finite numbers (JSON has no NaN or
- * Infinity), and no numbers jsonb would print with hundreds of digits.
+ * Caps how deeply caller JSON (`metadata`, `payload`) may nest: objects and
+ * arrays count one level each, so `{}` is 1 and `{"a":[1]}` is 2.
+ *
+ * Why 20: protobuf represents JSON as google.protobuf.Struct, and every
+ * object level costs three message levels (Struct, its map entry, Value) and
+ * every array level two (Value, ListValue). Standard decoders (protobuf-es,
+ * C++, Java, Python, Go) refuse messages nested deeper than 100 levels, and an
+ * event sits two levels down in a response (e.g. WatchSessionEventsResponse,
+ * SessionEvent). Lifecycle events nest `metadata` up to two levels deeper
+ * ("session.updated" holds `metadata.old`/`metadata.new`). 20 + 2 levels cost
+ * at most 2 + 3 x 22 + 1 = 69 message levels: readable everywhere, with room.
+ */
+export const MAX_JSON_DEPTH = 20;
+
+/**
+ * Caps the depth a stored value may have and still be sent in a message:
+ * 2 + 3 x 30 + 1 = 93 message levels, inside every standard decoder's 100.
+ * Only rows written before MAX_JSON_DEPTH existed can be deeper; readers get
+ * them withheld (see `isReadableJson`), never a message they cannot decode.
+ */
+export const MAX_READABLE_JSON_DEPTH = 30;
+
+/**
+ * Returns how deeply `value` nests (scalars 0, `{}` and `[]` 1), counting no
+ * further than `limit + 1`, so a hostile value costs no more than the limit.
+ */
+export function jsonDepth(value: JsonValue, limit = Number.MAX_SAFE_INTEGER): number {
+  if (value === null || typeof value !== "object") return 0;
+  if (limit < 0) return 1;
+  let deepest = 0;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    deepest = Math.max(deepest, jsonDepth(child, limit - 1));
+    if (deepest > limit) break;
+  }
+  return 1 + deepest;
+}
+
+/** Tells whether a stored JSON value can be sent in a protobuf message that standard decoders read back. */
+export function isReadableJson(value: JsonValue): boolean {
+  return jsonDepth(value, MAX_READABLE_JSON_DEPTH) <= MAX_READABLE_JSON_DEPTH;
+}
+
+/**
+ * Checks that `value` fits in `maxBytes` as UTF-8 JSON, nests at most
+ * MAX_JSON_DEPTH levels, and can be stored as jsonb unchanged and without
+ * growing: no NUL characters or unpaired surrogates (jsonb rejects both), no
+ * non-finite numbers (JSON has no NaN or Infinity), and no numbers jsonb
+ * would print with hundreds of digits.
  *
  * @throws DomainError INVALID_REQUEST naming `field`.
  */
 export function checkJsonObject(field: string, value: JsonObject, maxBytes: number): void {
+  if (jsonDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    throw invalidRequest(field, `nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays`);
+  }
   const problem = findProblem(value);
   if (problem !== null) throw invalidRequest(field, problem);
   const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");

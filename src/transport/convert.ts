@@ -6,6 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { encodeCursor } from "../domain/cursor.js";
 import { invalidRequest } from "../domain/errors.js";
+import { isReadableJson } from "../domain/json.js";
 import type { EndReason as DomainEndReason, Session, SessionEvent, SessionState as DomainState } from "../domain/session.js";
 import {
   EndReason,
@@ -29,8 +30,13 @@ const END_REASONS: Record<DomainEndReason, EndReason> = {
   max_duration: EndReason.MAX_DURATION,
 };
 
-/** Maps a domain session to its message. */
+/**
+ * Maps a domain session to its message. Metadata too deep for standard
+ * decoders (stored before the depth limit) is withheld: sent empty with
+ * `metadata_withheld` set.
+ */
 export function toSessionMessage(session: Session): SessionMessage {
+  const readable = isReadableJson(session.metadata);
   return create(SessionSchema, {
     sessionId: session.sessionId,
     userId: session.userId,
@@ -43,7 +49,8 @@ export function toSessionMessage(session: Session): SessionMessage {
     endReason: session.endReason ? END_REASONS[session.endReason] : EndReason.UNSPECIFIED,
     performerId: session.performerId,
     isTrainingData: session.isTrainingData,
-    metadata: session.metadata,
+    metadata: readable ? session.metadata : {},
+    metadataWithheld: !readable,
     lastSeq: BigInt(session.lastSeq),
     sessionIndex: BigInt(session.sessionIndex),
     previousSessionId: session.previousSessionId,
@@ -60,7 +67,12 @@ export function toSessionMessage(session: Session): SessionMessage {
  */
 const eventMessages = new WeakMap<SessionEvent, SessionEventMessage>();
 
-/** Maps a domain event to its message, with its cursor; memoized per event object (treat as read-only). */
+/**
+ * Maps a domain event to its message, with its cursor; memoized per event
+ * object (treat as read-only). A payload too deep for standard decoders
+ * (stored before the depth limit) is withheld: sent empty with
+ * `payload_withheld` set, so it can never wedge a binary reader.
+ */
 export function toEventMessage(event: SessionEvent): SessionEventMessage {
   let message = eventMessages.get(event);
   if (message === undefined) {
@@ -71,6 +83,7 @@ export function toEventMessage(event: SessionEvent): SessionEventMessage {
 }
 
 function buildEventMessage(event: SessionEvent): SessionEventMessage {
+  const readable = isReadableJson(event.payload);
   return create(SessionEventSchema, {
     eventId: event.eventId,
     cursor: encodeCursor(event.position),
@@ -83,7 +96,8 @@ function buildEventMessage(event: SessionEvent): SessionEventMessage {
     receiveTime: timestampFromDate(event.receiveTime),
     source: event.source,
     performerId: event.performerId,
-    payload: event.payload,
+    payload: readable ? event.payload : {},
+    payloadWithheld: !readable,
     hash: event.hash,
   });
 }

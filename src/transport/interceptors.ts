@@ -21,6 +21,35 @@ function ids(message: unknown): Fields {
   return fields;
 }
 
+/**
+ * Node's errors for a request or response stream that its client reset or
+ * abandoned. They can reach a handler before connect-node aborts the call's
+ * signal (a RST_STREAM right after the headers fails the body read with
+ * ERR_STREAM_PREMATURE_CLOSE first), so the signal alone misses them.
+ */
+const CLIENT_GONE_CODES = new Set([
+  "ERR_STREAM_PREMATURE_CLOSE",
+  "ERR_STREAM_DESTROYED",
+  "ERR_HTTP2_STREAM_ERROR",
+  "ERR_HTTP2_INVALID_STREAM",
+  "EPIPE",
+]);
+
+/**
+ * Tells whether a call failed because its client went away: the call's
+ * signal is aborted, or the error is one of Node's stream errors for a reset.
+ * Such a call is logged as canceled at info level, never as an internal error.
+ */
+export function isClientCancel(error: unknown, signal: AbortSignal): boolean {
+  if (signal.aborted) return true;
+  // connect-es wraps a failed body read in ConnectError INTERNAL with the Node error as its cause.
+  for (let e = error, depth = 0; typeof e === "object" && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && CLIENT_GONE_CODES.has(code)) return true;
+  }
+  return false;
+}
+
 function protocolOf(contentType: string): string {
   if (contentType.startsWith("application/grpc-web")) return "grpc-web";
   return contentType.startsWith("application/grpc") ? "grpc" : "connect";
@@ -43,7 +72,7 @@ export function createAccessInterceptor(log: Logger): Interceptor {
     try {
       res = await next(req);
     } catch (error) {
-      const mapped = toConnectError(error, log);
+      const mapped = await classify(error, req, log);
       done(mapped);
       throw mapped;
     }
@@ -62,15 +91,47 @@ export function createAccessInterceptor(log: Logger): Interceptor {
             yield frame;
           }
         } catch (error) {
-          // Writing to a stream whose client went away fails with EPIPE and the like: a cancel, not a bug.
-          const mapped = req.signal.aborted ? new ConnectError("canceled by the client", Code.Canceled) : toConnectError(error, log);
+          const mapped = await classify(error, req, log);
           done(mapped, { frames });
           throw mapped;
         }
         // A stream that stops because its client went away is logged as canceled.
-        if (req.signal.aborted) done(ConnectError.from(req.signal.reason ?? "canceled", Code.Canceled), { frames });
+        if (req.signal.aborted) done(canceled(), { frames });
         else done(undefined, { frames });
       })(),
     };
   };
+}
+
+/**
+ * Maps a failed call's error for the client and the log. A client that
+ * resets a stream before sending its request message ends the body early:
+ * connect-es reports a missing input message before the stream's close event
+ * aborts the call's signal, so for that error alone the abort is awaited
+ * (at most RESET_WAIT_MS). Unary calls are judged by the error alone: their
+ * signal also aborts once they finish normally.
+ */
+async function classify(error: unknown, req: { stream: boolean; signal: AbortSignal }, log: Logger): Promise<ConnectError> {
+  if (!req.stream) return isClientCancel(error, NOT_ABORTED) ? canceled() : toConnectError(error, log);
+  if (!isClientCancel(error, req.signal) && isMissingInput(error)) await abortOf(req.signal, RESET_WAIT_MS);
+  return isClientCancel(error, req.signal) ? canceled() : toConnectError(error, log);
+}
+
+const RESET_WAIT_MS = 100;
+
+function isMissingInput(error: unknown): boolean {
+  return error instanceof ConnectError && error.code === Code.Unimplemented && error.rawMessage.startsWith("protocol error: missing input message");
+}
+
+function abortOf(signal: AbortSignal, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}
+
+const NOT_ABORTED = new AbortController().signal;
+
+function canceled(): ConnectError {
+  return new ConnectError("canceled by the client", Code.Canceled);
 }

@@ -26,6 +26,14 @@ export interface ServerOptions {
   tls?: { certFile: string; keyFile: string } | null;
   /** Largest accepted request message, in bytes. Default 1 MiB. */
   readMaxBytes?: number;
+  /**
+   * Time a connection has to send its first bytes, and an HTTP/2 connection to
+   * open its first stream (complete HEADERS), an HTTP/1.1 request to complete
+   * its headers, in ms. Default 10,000.
+   */
+  headersTimeoutMs?: number;
+  /** An HTTP/2 connection with no open stream for this long gets GOAWAY, in ms. Default 300,000. */
+  connectionIdleMs?: number;
 }
 
 /** Holds a created, not yet listening server. */
@@ -37,7 +45,8 @@ export interface Server {
 }
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0");
-const SNIFF_TIMEOUT_MS = 10_000;
+/** After GOAWAY, how long a session may take to close before it is destroyed. */
+const GOAWAY_GRACE_MS = 1_000;
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -51,20 +60,22 @@ export function createServer(options: ServerOptions): Server {
   const handler = withCors(connect, options.corsAllowedOrigins ?? []);
   const sockets = new Set<net.Socket>();
   const h2Sessions = new Set<http2.ServerHttp2Session>();
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+  const idle = { firstStreamMs: headersTimeoutMs, idleMs: options.connectionIdleMs ?? 300_000 };
 
   let listener: net.Server;
-  const h1 = http.createServer(handler);
+  const h1 = http.createServer({ headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000) }, handler);
   const h2 = http2.createServer({}, handler);
-  h2.on("session", (session) => trackSession(session, h2Sessions));
+  h2.on("session", (session) => trackSession(session, h2Sessions, idle));
   if (options.tls) {
     const secure = http2.createSecureServer(
       { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true },
       handler,
     );
-    secure.on("session", (session) => trackSession(session, h2Sessions));
+    secure.on("session", (session) => trackSession(session, h2Sessions, idle));
     listener = secure;
   } else {
-    listener = net.createServer((socket) => routeBySniffing(socket, h1, h2));
+    listener = net.createServer((socket) => routeBySniffing(socket, h1, h2, headersTimeoutMs));
   }
   listener.on("connection", (socket: net.Socket) => {
     sockets.add(socket);
@@ -94,16 +105,47 @@ export function createServer(options: ServerOptions): Server {
   };
 }
 
-function trackSession(session: http2.ServerHttp2Session, sessions: Set<http2.ServerHttp2Session>): void {
+/**
+ * Tracks an HTTP/2 session and closes it while it has no open stream: after
+ * `firstStreamMs` if it never completes a stream's HEADERS (a preface alone,
+ * or headers dribbled byte by byte), after `idleMs` once its streams are
+ * done. Open streams (long Watch streams included) keep it open; a client
+ * told GOAWAY reconnects on its next call.
+ */
+function trackSession(
+  session: http2.ServerHttp2Session,
+  sessions: Set<http2.ServerHttp2Session>,
+  { firstStreamMs, idleMs }: { firstStreamMs: number; idleMs: number },
+): void {
   sessions.add(session);
-  session.once("close", () => sessions.delete(session));
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const closeWhenIdle = (ms: number) => {
+    timer = setTimeout(() => {
+      session.close();
+      setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
+    }, ms);
+    timer.unref();
+  };
+  session.on("stream", (stream) => {
+    clearTimeout(timer);
+    open++;
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed) closeWhenIdle(idleMs);
+    });
+  });
+  session.once("close", () => {
+    clearTimeout(timer);
+    sessions.delete(session);
+  });
+  closeWhenIdle(firstStreamMs);
 }
 
 /** Hands a plaintext connection to the HTTP/2 or HTTP/1.1 server by its first bytes. */
-function routeBySniffing(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+function routeBySniffing(socket: net.Socket, h1: http.Server, h2: http2.Http2Server, timeoutMs: number): void {
   let head = Buffer.alloc(0);
   // A connection that sends nothing is never handed on; drop it instead of keeping it forever.
-  socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy());
+  socket.setTimeout(timeoutMs, () => socket.destroy());
   const onData = (chunk: Buffer) => {
     head = Buffer.concat([head, chunk]);
     const prefix = head.subarray(0, PREFACE.length);

@@ -63,8 +63,11 @@ export type StartSessionRequest = Message<"sessionmanager.v1.StartSessionRequest
   idleTimeout?: Duration | undefined;
 
   /**
-   * Caller-defined data, at most 16 KiB as JSON; no NUL characters; numbers
-   * 0 or of magnitude 1e-6 to below 1e21.
+   * Caller-defined data, at most 16 KiB as JSON and 20 levels of nested
+   * objects and arrays (`{}` is one level; deeper JSON would exceed the
+   * 100-level message nesting that standard protobuf decoders accept once it
+   * is carried inside events); no NUL characters; numbers 0 or of magnitude
+   * 1e-6 to below 1e21.
    *
    * @generated from field: google.protobuf.Struct metadata = 6;
    */
@@ -363,8 +366,9 @@ export type UpdateSessionRequest = Message<"sessionmanager.v1.UpdateSessionReque
   session?: Session | undefined;
 
   /**
-   * The fields to update: "metadata" (replaced whole, at most 16 KiB as JSON)
-   * and/or "is_training_data". Required.
+   * The fields to update: "metadata" (replaced whole, with the same limits as
+   * StartSessionRequest.metadata: 16 KiB as JSON, 20 levels of nesting) and/or
+   * "is_training_data". Required.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 3;
    */
@@ -563,8 +567,10 @@ export type AppendSessionEventRequest = Message<"sessionmanager.v1.AppendSession
   performerId: string;
 
   /**
-   * The event's data, at most 64 KiB as JSON; no NUL characters; numbers 0
-   * or of magnitude 1e-6 to below 1e21.
+   * The event's data, at most 64 KiB as JSON and 20 levels of nested objects
+   * and arrays (`{}` is one level; deeper JSON would exceed the 100-level
+   * message nesting that standard protobuf decoders accept); no NUL
+   * characters; numbers 0 or of magnitude 1e-6 to below 1e21.
    *
    * @generated from field: google.protobuf.Struct payload = 7;
    */
@@ -851,7 +857,8 @@ export const ConflictPolicySchema: GenEnum<ConflictPolicy> = /*@__PURE__*/
  * never on the message text. Reasons used by every RPC:
  *   - INVALID_ARGUMENT, reason INVALID_REQUEST: the request breaks a rule
  *     annotated below (a buf.validate.Violations detail lists every field), or
- *     `metadata`/`payload` is too large or holds a value JSON cannot carry.
+ *     `metadata`/`payload` is too large, nests deeper than 20 levels of
+ *     objects and arrays, or holds a value JSON cannot carry.
  *   - UNAVAILABLE, reason DATABASE_UNAVAILABLE: the database cannot be
  *     reached; retry with backoff (mutations with the same `record_id`).
  *

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file sessionmanager/v1/session.proto.
  */
 export const file_sessionmanager_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zZXNzaW9ubWFuYWdlci92MS9zZXNzaW9uLnByb3RvEhFzZXNzaW9ubWFuYWdlci52MSLaBAoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLgoFc3RhdGUYAyABKA4yHy5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uU3RhdGUSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEmxhc3RfYWN0aXZpdHlfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGlkbGVfdGltZW91dBgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCgplbmRfcmVhc29uGAkgASgOMhwuc2Vzc2lvbm1hbmFnZXIudjEuRW5kUmVhc29uEhQKDHBlcmZvcm1lcl9pZBgKIAEoCRIYChBpc190cmFpbmluZ19kYXRhGAsgASgIEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghsYXN0X3NlcRgNIAEoAxIVCg1zZXNzaW9uX2luZGV4GA4gASgDEhsKE3ByZXZpb3VzX3Nlc3Npb25faWQYDyABKAkSLwoMbWF4X2R1cmF0aW9uGBAgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIsMCCgxTZXNzaW9uRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDgoGY3Vyc29yGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSCwoDc2VxGAQgASgDEg8KB3VzZXJfaWQYBSABKAkSEQoJcmVjb3JkX2lkGAYgASgJEgwKBHR5cGUYByABKAkSLgoKZXZlbnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVjZWl2ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzb3VyY2UYCiABKAkSFAoMcGVyZm9ybWVyX2lkGAsgASgJEigKB3BheWxvYWQYDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBGhhc2gYDSABKAkqegoMU2Vzc2lvblN0YXRlEh0KGVNFU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIYChRTRVNTSU9OX1NUQVRFX0FDVElWRRABEhgKFFNFU1NJT05fU1RBVEVfUEFVU0VEEAISFwoTU0VTU0lPTl9TVEFURV9FTkRFRBADKpMBCglFbmRSZWFzb24SGgoWRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEhUKEUVORF9SRUFTT05fQ0xJRU5UEAESGwoXRU5EX1JFQVNPTl9JRExFX1RJTUVPVVQQAhIZChVFTkRfUkVBU09OX1NVUEVSU0VERUQQAxIbChdFTkRfUkVBU09OX01BWF9EVVJBVElPThAEYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch9zZXNzaW9ubWFuYWdlci92MS9zZXNzaW9uLnByb3RvEhFzZXNzaW9ubWFuYWdlci52MSL1BAoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLgoFc3RhdGUYAyABKA4yHy5zZXNzaW9ubWFuYWdlci52MS5TZXNzaW9uU3RhdGUSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKEmxhc3RfYWN0aXZpdHlfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KDGlkbGVfdGltZW91dBgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCgplbmRfcmVhc29uGAkgASgOMhwuc2Vzc2lvbm1hbmFnZXIudjEuRW5kUmVhc29uEhQKDHBlcmZvcm1lcl9pZBgKIAEoCRIYChBpc190cmFpbmluZ19kYXRhGAsgASgIEikKCG1ldGFkYXRhGAwgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghsYXN0X3NlcRgNIAEoAxIVCg1zZXNzaW9uX2luZGV4GA4gASgDEhsKE3ByZXZpb3VzX3Nlc3Npb25faWQYDyABKAkSLwoMbWF4X2R1cmF0aW9uGBAgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEW1ldGFkYXRhX3dpdGhoZWxkGBEgASgIIt0CCgxTZXNzaW9uRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSDgoGY3Vyc29yGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSCwoDc2VxGAQgASgDEg8KB3VzZXJfaWQYBSABKAkSEQoJcmVjb3JkX2lkGAYgASgJEgwKBHR5cGUYByABKAkSLgoKZXZlbnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcmVjZWl2ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzb3VyY2UYCiABKAkSFAoMcGVyZm9ybWVyX2lkGAsgASgJEigKB3BheWxvYWQYDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBGhhc2gYDSABKAkSGAoQcGF5bG9hZF93aXRoaGVsZBgOIAEoCCp6CgxTZXNzaW9uU3RhdGUSHQoZU0VTU0lPTl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFFNFU1NJT05fU1RBVEVfQUNUSVZFEAESGAoUU0VTU0lPTl9TVEFURV9QQVVTRUQQAhIXChNTRVNTSU9OX1NUQVRFX0VOREVEEAMqkwEKCUVuZFJlYXNvbhIaChZFTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASFQoRRU5EX1JFQVNPTl9DTElFTlQQARIbChdFTkRfUkVBU09OX0lETEVfVElNRU9VVBACEhkKFUVORF9SRUFTT05fU1VQRVJTRURFRBADEhsKF0VORF9SRUFTT05fTUFYX0RVUkFUSU9OEARiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A Session is one discrete, timestamped span of a user's interaction.
@@ -111,7 +111,8 @@ export type Session = Message<"sessionmanager.v1.Session"> & {
   isTrainingData: boolean;
 
   /**
-   * Caller-defined key/value data attached at start (at most 16 KiB as JSON).
+   * Caller-defined key/value data attached at start (at most 16 KiB as JSON
+   * and 20 levels of nesting). Empty when `metadata_withheld` is set.
    *
    * @generated from field: google.protobuf.Struct metadata = 12;
    */
@@ -149,6 +150,16 @@ export type Session = Message<"sessionmanager.v1.Session"> & {
    * @generated from field: google.protobuf.Duration max_duration = 16;
    */
   maxDuration?: Duration | undefined;
+
+  /**
+   * Set when the stored `metadata` nests too deeply to be sent in a message
+   * that standard protobuf decoders accept (more than 30 levels; only data
+   * written before the 20-level limit existed can be). `metadata` is then
+   * sent empty, so one such session cannot break a reader's page. Output only.
+   *
+   * @generated from field: bool metadata_withheld = 17;
+   */
+  metadataWithheld: boolean;
 };
 
 /**
@@ -250,7 +261,8 @@ export type SessionEvent = Message<"sessionmanager.v1.SessionEvent"> & {
   performerId: string;
 
   /**
-   * The event's data (at most 64 KiB as JSON). For "session.started" it holds
+   * The event's data (at most 64 KiB as JSON and 20 levels of nesting; empty
+   * when `payload_withheld` is set). For "session.started" it holds
    * the session's initial `idle_timeout`, `max_duration`, `metadata`,
    * `is_training_data` and `previous_session_id`; for "session.ended" the
    * `end_reason` (and `superseded_by` for END_REASON_SUPERSEDED); for
@@ -269,6 +281,18 @@ export type SessionEvent = Message<"sessionmanager.v1.SessionEvent"> & {
    * @generated from field: string hash = 13;
    */
   hash: string;
+
+  /**
+   * Set when the stored `payload` nests too deeply to be sent in a message
+   * that standard protobuf decoders accept (more than 30 levels; only events
+   * written before the 20-level limit existed can be). `payload` is then sent
+   * empty, so the event cannot stop a binary reader or a WatchSessionEvents
+   * stream that resumes at it; `hash` is unchanged, and `session-manager
+   * export` writes the full payload. Output only.
+   *
+   * @generated from field: bool payload_withheld = 14;
+   */
+  payloadWithheld: boolean;
 };
 
 /**
