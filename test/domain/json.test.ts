@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../../src/domain/errors.js";
-import { canonicalJson, checkJsonObject } from "../../src/domain/json.js";
+import { canonicalJson, checkJsonObject, isReadableJson, jsonDepth, MAX_JSON_DEPTH, type JsonObject, type JsonValue } from "../../src/domain/json.js";
 
 function reasonOf(run: () => void): string | null {
   try {
@@ -37,5 +37,36 @@ describe("canonicalJson", () => {
   it("gives equal text for objects that differ only in key order", () => {
     expect(canonicalJson({ b: 1, a: { d: [{ y: 1, x: 2 }], c: 3 } })).toBe(canonicalJson({ a: { c: 3, d: [{ x: 2, y: 1 }] }, b: 1 }));
     expect(canonicalJson({ a: [1, 2] })).not.toBe(canonicalJson({ a: [2, 1] }));
+  });
+});
+
+describe("jsonDepth and the nesting limit", () => {
+  it("counts objects and arrays one level each, scalars none", () => {
+    expect(jsonDepth(1)).toBe(0);
+    expect(jsonDepth({})).toBe(1);
+    expect(jsonDepth({ a: [1] })).toBe(2);
+    expect(jsonDepth({ a: [1], b: { c: { d: [] } } })).toBe(4);
+  });
+
+  it("stops counting past the limit, so a hostile value costs no more than the limit", () => {
+    let value: JsonValue = 1;
+    for (let i = 0; i < 100_000; i++) value = [value];
+    expect(jsonDepth(value, 5)).toBe(7);
+    expect(isReadableJson({ v: value })).toBe(false);
+  });
+
+  it("refuses one level past MAX_JSON_DEPTH with INVALID_REQUEST naming the field", () => {
+    let value: JsonValue = {};
+    for (let i = 1; i < MAX_JSON_DEPTH; i++) value = { v: value };
+    expect(() => checkJsonObject("payload", value as JsonObject, 1 << 20)).not.toThrow();
+    const error = (() => {
+      try {
+        checkJsonObject("payload", { v: value }, 1 << 20);
+      } catch (e) {
+        return e as DomainError;
+      }
+    })();
+    expect(error?.reason).toBe("INVALID_REQUEST");
+    expect(error?.metadata).toEqual({ field: "payload" });
   });
 });
