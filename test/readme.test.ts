@@ -2,7 +2,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { CONFIG_VARIABLES } from "../src/config.js";
+import { Code } from "@connectrpc/connect";
 import { REASONS } from "../src/domain/errors.js";
+import { REASON_CODES } from "../src/transport/errors.js";
 
 const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 
@@ -24,7 +26,12 @@ describe("README", () => {
 
   it("lists every error reason with its code", () => {
     const rows = tableRows("Errors").map(([code, reason]) => `${code} ${reason}`);
-    const expected = Object.entries(REASONS).map(([reason, status]) => `${status.toUpperCase()} ${reason}`);
+    const expected = REASONS.map((reason) => `${screamingSnake(Code[REASON_CODES[reason]])} ${reason}`);
     expect(rows.sort()).toEqual(expected.sort());
   });
 });
+
+/** Spells a Code name as the README does: InvalidArgument -> INVALID_ARGUMENT. */
+function screamingSnake(name: string): string {
+  return name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}

@@ -4,42 +4,42 @@
  * (src/transport/errors.ts); nothing here knows about Connect or SQL.
  */
 
-/** Lists every reason the service returns, with the status it maps to. */
-export const REASONS = {
-  INVALID_REQUEST: "invalid_argument",
-  INVALID_PAGE_TOKEN: "invalid_argument",
-  INVALID_CURSOR: "invalid_argument",
-  RESERVED_EVENT_TYPE: "invalid_argument",
-  SESSION_NOT_FOUND: "not_found",
-  RECORD_ID_REUSED: "already_exists",
-  ACTIVE_SESSION_EXISTS: "failed_precondition",
-  SESSION_ENDED: "failed_precondition",
-  SESSION_PAUSED: "failed_precondition",
-  CURSOR_EXPIRED: "out_of_range",
-  DATABASE_UNAVAILABLE: "unavailable",
-  SERVER_SHUTTING_DOWN: "unavailable",
-} as const;
+/**
+ * Lists every reason the service returns. What each means on the wire (its
+ * status code) is the transport's business: src/transport/errors.ts.
+ */
+export const REASONS = [
+  "INVALID_REQUEST",
+  "INVALID_PAGE_TOKEN",
+  "INVALID_CURSOR",
+  "RESERVED_EVENT_TYPE",
+  "SESSION_NOT_FOUND",
+  "RECORD_ID_REUSED",
+  "ACTIVE_SESSION_EXISTS",
+  "SESSION_ENDED",
+  "SESSION_PAUSED",
+  "CURSOR_EXPIRED",
+  "DATABASE_UNAVAILABLE",
+  "SERVER_SHUTTING_DOWN",
+] as const;
 
-/** Names a stable error reason. */
-export type Reason = keyof typeof REASONS;
-
-/** Names the canonical status a reason maps to. */
-export type StatusName = (typeof REASONS)[Reason];
+/** Names a stable error reason (AIP-193 ErrorInfo.reason). */
+export type Reason = (typeof REASONS)[number];
 
 /** Signals an expected failure with a stable reason that clients branch on. */
 export class DomainError extends Error {
+  /**
+   * @param metadata sent to clients as ErrorInfo metadata.
+   * @param cause what went wrong underneath (e.g. the driver's error); logged, never sent.
+   */
   constructor(
     readonly reason: Reason,
     message: string,
     readonly metadata: Record<string, string> = {},
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, cause === undefined ? undefined : { cause });
     this.name = "DomainError";
-  }
-
-  /** Returns the canonical status name of this error's reason. */
-  get status(): StatusName {
-    return REASONS[this.reason];
   }
 }
 

@@ -2,24 +2,30 @@
  * Maps every error to what a client sees: the ONE place that turns domain
  * errors into Connect codes with a google.rpc.ErrorInfo detail (AIP-193).
  * Unexpected errors become INTERNAL with a fixed message; their cause is
- * logged, never sent.
+ * kept for the log, never sent.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Logger } from "pino";
-import { DomainError, type StatusName } from "../domain/errors.js";
+import { DomainError, type Reason } from "../domain/errors.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 
 /** Names the ErrorInfo domain of every error this service returns. */
 export const ERROR_DOMAIN = "sessionmanager";
 
-const CODES: Record<StatusName, Code> = {
-  invalid_argument: Code.InvalidArgument,
-  not_found: Code.NotFound,
-  already_exists: Code.AlreadyExists,
-  failed_precondition: Code.FailedPrecondition,
-  out_of_range: Code.OutOfRange,
-  unavailable: Code.Unavailable,
+/** Maps every domain reason to the status code clients receive with it (the README's error table). */
+export const REASON_CODES: Record<Reason, Code> = {
+  INVALID_REQUEST: Code.InvalidArgument,
+  INVALID_PAGE_TOKEN: Code.InvalidArgument,
+  INVALID_CURSOR: Code.InvalidArgument,
+  RESERVED_EVENT_TYPE: Code.InvalidArgument,
+  SESSION_NOT_FOUND: Code.NotFound,
+  RECORD_ID_REUSED: Code.AlreadyExists,
+  ACTIVE_SESSION_EXISTS: Code.FailedPrecondition,
+  SESSION_ENDED: Code.FailedPrecondition,
+  SESSION_PAUSED: Code.FailedPrecondition,
+  CURSOR_EXPIRED: Code.OutOfRange,
+  DATABASE_UNAVAILABLE: Code.Unavailable,
+  SERVER_SHUTTING_DOWN: Code.Unavailable,
 };
 
 function errorInfo(reason: string, metadata: Record<string, string> = {}) {
@@ -29,15 +35,17 @@ function errorInfo(reason: string, metadata: Record<string, string> = {}) {
 /**
  * Returns the ConnectError a client should receive for `error`.
  *
- * - DomainError: its reason's code, ErrorInfo with reason and metadata.
+ * - DomainError: its reason's code, ErrorInfo with reason and metadata; its
+ *   cause stays on the ConnectError (for the log), never on the wire.
  * - ConnectError INVALID_ARGUMENT from protovalidate or message parsing:
  *   kept, with ErrorInfo reason INVALID_REQUEST added.
  * - Other ConnectErrors (cancel, deadline, limits): kept as they are.
- * - Anything else: INTERNAL "internal error", logged with its cause.
+ * - Anything else: INTERNAL "internal error" with the error as its cause
+ *   (the access log writes it at error level; clients never see it).
  */
-export function toConnectError(error: unknown, log: Logger): ConnectError {
+export function toConnectError(error: unknown): ConnectError {
   if (error instanceof DomainError) {
-    return new ConnectError(error.message, CODES[error.status], undefined, [errorInfo(error.reason, error.metadata)]);
+    return new ConnectError(error.message, REASON_CODES[error.reason], undefined, [errorInfo(error.reason, error.metadata)], error.cause);
   }
   if (error instanceof ConnectError) {
     if (error.code === Code.InvalidArgument && error.findDetails(ErrorInfoSchema).length === 0) {
@@ -45,6 +53,5 @@ export function toConnectError(error: unknown, log: Logger): ConnectError {
     }
     return error;
   }
-  log.error({ err: error }, "unexpected error");
-  return new ConnectError("internal error", Code.Internal);
+  return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
 }

@@ -63,16 +63,18 @@ export function createAccessInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const fields: Fields = { rpc: req.method.name, protocol: protocolOf(req.header.get("content-type") ?? ""), ...(req.stream ? {} : ids(req.message)) };
-    const done = (error: unknown, extra: Fields = {}) => {
-      const code = error === undefined ? "ok" : Code[(error as ConnectError).code];
-      const level = error !== undefined && (error as ConnectError).code === Code.Internal ? "error" : "info";
-      log[level]({ ...fields, ...extra, code, durationMs: Math.round(performance.now() - started) }, "rpc");
+    const done = (error: ConnectError | undefined, extra: Fields = {}) => {
+      const code = error === undefined ? "ok" : Code[error.code];
+      const level = error?.code === Code.Internal ? "error" : "info";
+      // The cause (e.g. the driver's error behind DATABASE_UNAVAILABLE) is logged, never sent.
+      const cause = error?.cause === undefined || error.code === Code.Canceled ? {} : { err: error.cause };
+      log[level]({ ...fields, ...extra, code, ...cause, durationMs: Math.round(performance.now() - started) }, "rpc");
     };
     let res;
     try {
       res = await next(req);
     } catch (error) {
-      const mapped = await classify(error, req, log);
+      const mapped = await classify(error, req);
       done(mapped);
       throw mapped;
     }
@@ -91,7 +93,7 @@ export function createAccessInterceptor(log: Logger): Interceptor {
             yield frame;
           }
         } catch (error) {
-          const mapped = await classify(error, req, log);
+          const mapped = await classify(error, req);
           done(mapped, { frames });
           throw mapped;
         }
@@ -111,10 +113,10 @@ export function createAccessInterceptor(log: Logger): Interceptor {
  * (at most RESET_WAIT_MS). Unary calls are judged by the error alone: their
  * signal also aborts once they finish normally.
  */
-async function classify(error: unknown, req: { stream: boolean; signal: AbortSignal }, log: Logger): Promise<ConnectError> {
-  if (!req.stream) return isClientCancel(error, NOT_ABORTED) ? canceled() : toConnectError(error, log);
+async function classify(error: unknown, req: { stream: boolean; signal: AbortSignal }): Promise<ConnectError> {
+  if (!req.stream) return isClientCancel(error, NOT_ABORTED) ? canceled() : toConnectError(error);
   if (!isClientCancel(error, req.signal) && isMissingInput(error)) await abortOf(req.signal, RESET_WAIT_MS);
-  return isClientCancel(error, req.signal) ? canceled() : toConnectError(error, log);
+  return isClientCancel(error, req.signal) ? canceled() : toConnectError(error);
 }
 
 const RESET_WAIT_MS = 100;
