@@ -1,19 +1,18 @@
 /**
- * Builds the object graph from a configuration: database, migrations,
- * service, sweeper, feed and server. The only place that wires modules together.
+ * Starts a replica from a configuration: database (embedded or not),
+ * migrations, the wired service (src/wiring.ts) and the server.
  */
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { openDatabase, pingDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
-import { createCommitNotifier, FEED_CHANNEL } from "./feed/notifier.js";
-import { createFeed, type Feed } from "./feed/watch.js";
-import { createSessionService, type SessionService } from "./service/session-service.js";
-import { createSweeper } from "./service/sweeper.js";
+import type { Feed } from "./feed/watch.js";
+import type { SessionService } from "./service/session-service.js";
 import { createAccessInterceptor } from "./transport/interceptors.js";
 import { createRoutes } from "./transport/routes.js";
 import { createServer, type Server } from "./transport/server.js";
+import { wireService } from "./wiring.js";
 
 /** Holds a running service. */
 export interface App {
@@ -40,27 +39,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const applied = await migrate(sql);
   log.info({ applied }, "migrations applied");
 
-  const feed = createFeed({
-    sql,
-    pollMs: config.watchPollMs,
-    heartbeatMs: config.watchHeartbeatMs,
-    queueFrames: config.watchQueueFrames,
-    notifyChannel: config.feedNotify ? FEED_CHANNEL : null,
-    log,
-  });
-  // Called after commit, outside the business transaction: wakes this replica's
-  // feed at once and the others through one coalesced NOTIFY.
-  const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, notify: config.feedNotify, log });
-  const service = createSessionService({
-    sql,
-    defaultIdleTimeoutMs: config.defaultIdleTimeoutMs,
-    log,
-    onEventsCommitted: notifier.notify,
-  });
-  const sweeper =
-    config.sweepIntervalMs > 0
-      ? createSweeper({ sql, log, intervalMs: config.sweepIntervalMs, batchSize: config.sweepBatchSize, onEventsCommitted: notifier.notify })
-      : null;
+  const { service, feed, sweeper, close: closeWiring } = wireService({ ...config, sql, log });
   sweeper?.start();
   const isServing = () => pingDatabase(sql);
   const shutdown = new AbortController();
@@ -83,10 +62,9 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     port,
     async stop() {
       shutdown.abort();
-      feed.close();
-      await sweeper?.stop();
+      const wiringClosed = closeWiring();
       await server.close(config.shutdownGraceMs);
-      await notifier.close();
+      await wiringClosed;
       await sql.end({ timeout: 5 });
       await embedded?.stop();
     },

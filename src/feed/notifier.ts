@@ -21,7 +21,7 @@ export interface CommitNotifierOptions {
   /** Wakes this replica's tail reader directly, without a round trip. */
   wakeLocal: () => void;
   /** Sends NOTIFY for other replicas. False (FEED_NOTIFY=off): local wake-ups only. */
-  notify: boolean;
+  broadcast: boolean;
   log: Logger;
   /** Minimum time between two NOTIFYs, in ms; commits in between share one. Default 5. */
   coalesceMs?: number;
@@ -76,7 +76,7 @@ export function createCommitNotifier(options: CommitNotifierOptions) {
     /** Reports that a transaction that wrote events has committed. */
     notify(): void {
       wakeLocal();
-      if (!options.notify || closed) return;
+      if (!options.broadcast || closed) return;
       pending = true;
       schedule();
     },

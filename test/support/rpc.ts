@@ -6,11 +6,11 @@ import { expect } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import type { Sql } from "../../src/db/database.js";
-import { createCommitNotifier, FEED_CHANNEL } from "../../src/feed/notifier.js";
-import { createFeed, type Feed } from "../../src/feed/watch.js";
-import { createSessionService, type SessionService } from "../../src/service/session-service.js";
+import type { Feed } from "../../src/feed/watch.js";
+import type { SessionService } from "../../src/service/session-service.js";
 import { createAccessInterceptor } from "../../src/transport/interceptors.js";
 import { createRoutes } from "../../src/transport/routes.js";
+import { wireService } from "../../src/wiring.js";
 
 /** Names the generated client of SessionManagerService. */
 export type SessionClient = Client<typeof SessionManagerService>;
@@ -36,37 +36,28 @@ export interface InMemoryClient {
   close(): Promise<void>;
 }
 
-/** Creates a client whose calls run the real handlers in memory (no network), wired like src/app.ts. */
+/** Creates a client whose calls run the real handlers in memory (no network), wired by src/wiring.ts. */
 export function createInMemoryClient(sql: Sql, options: InMemoryOptions = {}): InMemoryClient {
   const log = pino({ level: "silent" });
-  const notify = options.feedNotify ?? defaultFeedNotify();
-  const feed = createFeed({
+  const wiring = wireService({
     sql,
-    pollMs: options.pollMs ?? 20,
-    heartbeatMs: options.heartbeatMs ?? 300,
-    queueFrames: options.queueFrames,
-    batchSize: options.batchSize,
-    notifyChannel: notify ? FEED_CHANNEL : null,
     log,
-  });
-  const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, notify, log });
-  const service = createSessionService({
-    sql,
     defaultIdleTimeoutMs: options.defaultIdleTimeoutMs ?? 1_800_000,
-    log,
-    onEventsCommitted: notifier.notify,
+    watchPollMs: options.pollMs ?? 20,
+    watchHeartbeatMs: options.heartbeatMs ?? 300,
+    watchQueueFrames: options.queueFrames,
+    feedBatchSize: options.batchSize,
+    feedNotify: options.feedNotify ?? defaultFeedNotify(),
+    sweepIntervalMs: 0,
   });
-  const transport = createRouterTransport(createRoutes({ service, feed }), {
+  const transport = createRouterTransport(createRoutes({ service: wiring.service, feed: wiring.feed }), {
     router: { interceptors: [createAccessInterceptor(log), createValidateInterceptor()] },
   });
   return {
     client: createClient(SessionManagerService, transport),
-    service,
-    feed,
-    async close() {
-      feed.close();
-      await notifier.close();
-    },
+    service: wiring.service,
+    feed: wiring.feed,
+    close: wiring.close,
   };
 }
 

@@ -1,0 +1,78 @@
+/**
+ * Wires the service, the feed, their commit notifier and the sweeper on one
+ * pool: the one place that knows how they connect. `startApp` (src/app.ts)
+ * adds the database and the server around it; tests call it directly.
+ */
+import type { Logger } from "pino";
+import type { Sql } from "./db/database.js";
+import { createCommitNotifier, FEED_CHANNEL } from "./feed/notifier.js";
+import { createFeed, type Feed } from "./feed/watch.js";
+import { createSessionService, type SessionService } from "./service/session-service.js";
+import { createSweeper, type Sweeper } from "./service/sweeper.js";
+
+/** Configures `wireService`; names follow Config (src/config.ts). */
+export interface WiringOptions {
+  sql: Sql;
+  log: Logger;
+  defaultIdleTimeoutMs: number;
+  watchPollMs: number;
+  watchHeartbeatMs: number;
+  watchQueueFrames?: number;
+  /** Rows per feed query. Default 500. */
+  feedBatchSize?: number;
+  /** LISTEN/NOTIFY wake-ups across replicas (FEED_NOTIFY); local wake-ups happen either way. */
+  feedNotify: boolean;
+  /** 0 runs no sweeper (lazy enforcement still applies). */
+  sweepIntervalMs: number;
+  sweepBatchSize?: number;
+}
+
+/** Holds the wired parts. */
+export interface Wiring {
+  service: SessionService;
+  feed: Feed;
+  /** Null when `sweepIntervalMs` is 0. Not started: call `sweeper.start()`. */
+  sweeper: Sweeper | null;
+  /** Ends every stream (SERVER_SHUTTING_DOWN), stops the sweeper and the notifier; the pool stays open. */
+  close(): Promise<void>;
+}
+
+/**
+ * Wires the parts: the service and the sweeper report committed events to a
+ * notifier that wakes this replica's feed at once and, with `feedNotify`, the
+ * other replicas through one coalesced NOTIFY after commit (never inside the
+ * business transaction).
+ */
+export function wireService(options: WiringOptions): Wiring {
+  const { sql, log } = options;
+  const feed = createFeed({
+    sql,
+    log,
+    pollMs: options.watchPollMs,
+    heartbeatMs: options.watchHeartbeatMs,
+    queueFrames: options.watchQueueFrames,
+    batchSize: options.feedBatchSize,
+    notifyChannel: options.feedNotify ? FEED_CHANNEL : null,
+  });
+  const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, broadcast: options.feedNotify, log });
+  const service = createSessionService({
+    sql,
+    log,
+    defaultIdleTimeoutMs: options.defaultIdleTimeoutMs,
+    onEventsCommitted: notifier.notify,
+  });
+  const sweeper =
+    options.sweepIntervalMs > 0
+      ? createSweeper({ sql, log, intervalMs: options.sweepIntervalMs, batchSize: options.sweepBatchSize, onEventsCommitted: notifier.notify })
+      : null;
+  return {
+    service,
+    feed,
+    sweeper,
+    async close() {
+      feed.close();
+      await sweeper?.stop();
+      await notifier.close();
+    },
+  };
+}
