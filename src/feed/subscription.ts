@@ -20,8 +20,48 @@ export interface EventFrame {
   cursor: string;
 }
 
-/** Names a stream registered with the tail reader (see the module comment). */
-export type Subscriber = ReturnType<typeof createSubscriber>;
+/**
+ * One stream registered with the tail reader (see the module comment). Its
+ * state changes only through these methods: the tail reader attaches,
+ * offers and detaches; the stream takes, and advances while it reads the
+ * table itself.
+ */
+export interface Subscriber {
+  readonly filter: FeedFilter;
+  /** Every row at or before it was queued, yielded or skipped (see the module comment). */
+  readonly position: FeedPosition;
+  /** True while the stream is at the tail and fed by the fan-out. */
+  readonly attached: boolean;
+  /** Returns the stream's resume point (see the module comment). */
+  cursor(): FeedPosition;
+  /** Returns how many frames wait in the queue. */
+  queued(): number;
+  /** Takes the next queued frame; the stream yields it at once. */
+  take(): EventFrame | undefined;
+  /**
+   * Records that a table read (catch-up, while detached) delivered or
+   * skipped every row up to `position`.
+   *
+   * @throws Error if attached: the fan-out alone moves an attached stream.
+   */
+  advance(position: FeedPosition): void;
+  /** Joins the fan-out; the tail reader calls it only when `position` equals its tail. */
+  attach(): void;
+  /**
+   * Queues the fan-out's frames for the range ending at `after` and moves
+   * `position` there. Returns false, changing nothing, if they do not fit.
+   */
+  offer(batch: EventFrame[], after: FeedPosition): boolean;
+  /**
+   * Leaves the fan-out: drops the queue and rewinds `position` to the resume
+   * point, so table reads continue exactly after the last yielded frame.
+   */
+  detach(): void;
+  /** Waits until `wake`, `ms` or `signal`, whichever comes first. */
+  wait(ms: number, signal: AbortSignal): Promise<void>;
+  /** Ends a pending `wait`. */
+  wake(): void;
+}
 
 /** Configures `createSubscriber`. */
 export interface SubscriberOptions {
@@ -33,32 +73,31 @@ export interface SubscriberOptions {
 }
 
 /** Creates a subscriber: detached, with an empty queue. */
-export function createSubscriber(options: SubscriberOptions) {
+export function createSubscriber(options: SubscriberOptions): Subscriber {
   const { filter, capacity } = options;
   let frames: EventFrame[] = [];
   let head = 0;
+  let position = options.position;
+  let attached = false;
   // The resume point while the queue is not empty (see the module comment).
   let mark = options.position;
   let waiter: (() => void) | null = null;
 
-  const subscriber = {
+  const queued = () => frames.length - head;
+  const cursor = () => (head === frames.length ? position : mark);
+
+  return {
     filter,
-    position: options.position,
-    /** True while the stream is at the tail and fed by the fan-out. */
-    attached: false,
-
-    /** Returns the stream's resume point (see the module comment). */
-    cursor(): FeedPosition {
-      return head === frames.length ? subscriber.position : mark;
+    get position() {
+      return position;
     },
-
-    /** Returns how many frames wait in the queue. */
-    queued(): number {
-      return frames.length - head;
+    get attached() {
+      return attached;
     },
+    cursor,
+    queued,
 
-    /** Takes the next queued frame; the stream yields it at once. */
-    take(): EventFrame | undefined {
+    take() {
       if (head === frames.length) return undefined;
       const frame = frames[head]!;
       frames[head++] = undefined as unknown as EventFrame; // let the event be collected
@@ -67,30 +106,30 @@ export function createSubscriber(options: SubscriberOptions) {
       return frame;
     },
 
-    /**
-     * Queues the fan-out's frames for the range ending at `after` and moves
-     * `position` there. Returns false, changing nothing, if they do not fit.
-     */
-    offer(batch: EventFrame[], after: FeedPosition): boolean {
-      if (subscriber.queued() + batch.length > capacity) return false;
-      if (batch.length > 0 && head === frames.length) mark = subscriber.position;
+    advance(to) {
+      if (attached) throw new Error("an attached subscriber moves only with the fan-out");
+      position = to;
+    },
+
+    attach() {
+      attached = true;
+    },
+
+    offer(batch, after) {
+      if (queued() + batch.length > capacity) return false;
+      if (batch.length > 0 && head === frames.length) mark = position;
       frames.push(...batch);
-      subscriber.position = after;
+      position = after;
       return true;
     },
 
-    /**
-     * Leaves the fan-out: drops the queue and rewinds `position` to the resume
-     * point, so table reads continue exactly after the last yielded frame.
-     */
-    detach(): void {
-      subscriber.position = subscriber.cursor();
+    detach() {
+      position = cursor();
       [frames, head] = [[], 0];
-      subscriber.attached = false;
+      attached = false;
     },
 
-    /** Waits until `wake`, `ms` or `signal`, whichever comes first. */
-    wait(ms: number, signal: AbortSignal): Promise<void> {
+    wait(ms, signal) {
       if (signal.aborted) return Promise.resolve();
       return new Promise((resolve) => {
         const done = () => {
@@ -105,10 +144,8 @@ export function createSubscriber(options: SubscriberOptions) {
       });
     },
 
-    /** Ends a pending `wait`. */
-    wake(): void {
+    wake() {
       waiter?.();
     },
   };
-  return subscriber;
 }

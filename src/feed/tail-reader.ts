@@ -54,11 +54,26 @@ export interface TailStats {
   listening: boolean;
 }
 
-/** Names the tail reader created by `createTailReader`. */
-export type TailReader = ReturnType<typeof createTailReader>;
+/** The replica's shared tail reader (see the module comment for its invariant). */
+export interface TailReader {
+  /** Reads new rows now, or right after the read in flight; ignored while nobody subscribes. */
+  wake(): void;
+  /** Returns the tail position, or null before the first read. */
+  tail(): FeedPosition | null;
+  /** Registers a (detached) subscriber; polling (and LISTEN) run while anyone subscribes. */
+  add(sub: Subscriber): void;
+  /** Unregisters a subscriber; the last one stops polling. */
+  remove(sub: Subscriber): void;
+  /** Attaches `sub` to the fan-out if its position equals the tail (see the invariant). */
+  tryAttach(sub: Subscriber): boolean;
+  /** Returns the numbers in `TailStats`. */
+  stats(): TailStats;
+  /** Stops polling and LISTEN; streams end through their own signal. */
+  close(): void;
+}
 
 /** Creates the tail reader; it idles (no queries) while nobody subscribes. */
-export function createTailReader(options: TailReaderOptions) {
+export function createTailReader(options: TailReaderOptions): TailReader {
   const { sql, pollMs, pageSize, channel, log } = options;
   const subscribers = new Set<Subscriber>();
   let tail: FeedPosition | null = null;
@@ -143,36 +158,30 @@ export function createTailReader(options: TailReaderOptions) {
   }
 
   return {
-    /** Reads new rows now, or right after the read in flight; ignored while nobody subscribes. */
     wake,
 
-    /** Returns the tail position, or null before the first read. */
     tail: (): FeedPosition | null => tail,
 
-    /** Registers a (detached) subscriber; polling (and LISTEN) run while anyone subscribes. */
     add(sub: Subscriber): void {
       subscribers.add(sub);
       wakeUps.start();
       wake();
     },
 
-    /** Unregisters a subscriber; the last one stops polling. */
     remove(sub: Subscriber): void {
       subscribers.delete(sub);
-      sub.attached = false;
+      if (sub.attached) sub.detach();
       if (subscribers.size > 0) return;
       wakeUps.stop();
       if (!reading) tail = null;
     },
 
-    /** Attaches `sub` to the fan-out if its position equals the tail (see the invariant). */
     tryAttach(sub: Subscriber): boolean {
       if (tail === null || sub.queued() > 0 || comparePositions(sub.position, tail) !== 0) return false;
-      sub.attached = true;
+      sub.attach();
       return true;
     },
 
-    /** Returns the numbers in `TailStats`. */
     stats(): TailStats {
       const queues = [...subscribers].map((sub) => sub.queued());
       return {
@@ -185,7 +194,6 @@ export function createTailReader(options: TailReaderOptions) {
       };
     },
 
-    /** Stops polling and LISTEN; streams end through their own signal. */
     close(): void {
       closed = true;
       wakeUps.close();

@@ -51,15 +51,30 @@ export interface FeedOptions {
   batchSize?: number;
 }
 
-/** Names the feed created by `createFeed`. */
-export type Feed = ReturnType<typeof createFeed>;
+/** WatchSessionEvents for one replica, independent of the transport. */
+export interface Feed {
+  /**
+   * Streams frames for `query` until `signal` aborts (ends quietly) or the
+   * feed closes (throws SERVER_SHUTTING_DOWN).
+   *
+   * @throws DomainError INVALID_CURSOR (malformed, or ahead of this
+   *   database), CURSOR_EXPIRED (older than the retention watermark, or
+   *   overtaken by a prune), DATABASE_UNAVAILABLE.
+   */
+  watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame>;
+  /** Reads new rows now (after a local commit or a notification) instead of at the next poll. */
+  wake(): void;
+  /** Returns subscriber and queue numbers (see TailStats). */
+  stats(): TailStats;
+  /** Ends every open stream with SERVER_SHUTTING_DOWN and stops polling and LISTEN. */
+  close(): void;
+}
 
 /**
- * Creates the feed: `watch` streams frames, `wake` triggers a read of new
- * rows, `stats` reports subscribers and queues, `close` ends every stream
- * with SERVER_SHUTTING_DOWN.
+ * Creates the feed with one tail reader for all of its streams; it makes no
+ * queries while nobody watches.
  */
-export function createFeed(options: FeedOptions) {
+export function createFeed(options: FeedOptions): Feed {
   const { sql, pollMs, heartbeatMs, log } = options;
   const batchSize = options.batchSize ?? 500;
   const capacity = options.queueFrames ?? 1000;
@@ -140,12 +155,12 @@ export function createFeed(options: FeedOptions) {
       const page = await catchUpPage(sub, tail, accepted, stop);
       if (page === null) continue;
       for (const event of page.events) {
-        sub.position = event.position;
+        sub.advance(event.position);
         lastFrameAt = Date.now();
         yield { kind: "event", event, cursor: encodeCursor(event.position) };
       }
       // A short page read everything up to the tail: the range (position, tail] is done.
-      if (page.events.length < batchSize) sub.position = tail;
+      if (page.events.length < batchSize) sub.advance(tail);
     }
   }
 
@@ -169,12 +184,9 @@ export function createFeed(options: FeedOptions) {
 
   return {
     watch,
-    /** Reads new rows now (after a local commit or a notification) instead of at the next poll. */
     wake: reader.wake,
-    /** Returns subscriber and queue numbers (see TailStats). */
-    stats: (): TailStats => reader.stats(),
-    /** Ends every open stream with SERVER_SHUTTING_DOWN and stops polling and LISTEN. */
-    close(): void {
+    stats: () => reader.stats(),
+    close() {
       closing.abort();
       reader.close();
     },
