@@ -8,7 +8,7 @@ import pino from "pino";
 import type { Config } from "../config.js";
 import { eventsOfSessions, listSessionsForAudit, type AuditScope } from "../db/audit-repository.js";
 import type { Sql } from "../db/database.js";
-import type { SessionKey } from "../db/session-repository.js";
+import type { SessionKey } from "../db/rows.js";
 import { verifyChain, type BrokenLink } from "../domain/chain.js";
 import { openCommandDatabase } from "./database.js";
 import { exitWithUsage, parseCommandOptions } from "./options.js";

@@ -5,8 +5,8 @@
  */
 import type { FeedPosition } from "../domain/cursor.js";
 import type { Session, SessionEvent } from "../domain/session.js";
-import type { Executor } from "./database.js";
-import { toEvent, toSession, type EventRow, type SessionKey, type SessionRow } from "./session-repository.js";
+import type { Executor, Transaction } from "./database.js";
+import { toEvent, toSession, type EventRow, type SessionKey, type SessionRow } from "./rows.js";
 
 /** Selects the sessions to verify; all fields null means every session. */
 export interface AuditScope {
@@ -79,7 +79,7 @@ export async function countPrunable(ex: Executor, endedBefore: Date): Promise<{ 
  *
  * @returns the number of sessions and events deleted.
  */
-export async function deleteSessions(tx: Executor, sessions: Session[]): Promise<{ sessions: number; events: number }> {
+export async function deleteSessions(tx: Transaction, sessions: Session[]): Promise<{ sessions: number; events: number }> {
   if (sessions.length === 0) return { sessions: 0, events: 0 };
   const users = [...new Set(sessions.map((session) => session.userId))].sort();
   await tx`select pg_advisory_xact_lock(hashtextextended(user_id, 0)) from unnest(${users}::text[]) as user_id order by user_id`;

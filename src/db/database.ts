@@ -10,8 +10,16 @@ import type { Logger } from "pino";
 
 /** Names the postgres.js client used by repositories (pool or transaction). */
 export type Sql = postgres.Sql;
-/** Names any postgres.js executor: the pool or a transaction. */
+/** Names any postgres.js executor: the pool or a transaction (for reads). */
 export type Executor = postgres.Sql | postgres.TransactionSql;
+/**
+ * Names a postgres.js transaction (the argument of `sql.begin`'s callback).
+ * Repository functions that take an advisory xact lock, or whose write must
+ * commit together with others, take it, so that calling them on the pool is a
+ * type error: on the pool each statement is its own transaction, and a lock
+ * it takes is released as soon as the statement ends.
+ */
+export type Transaction = postgres.TransactionSql;
 
 /** Configures `openDatabase`. */
 export interface DatabaseOptions {

@@ -11,7 +11,8 @@
 import type { FeedPosition } from "../domain/cursor.js";
 import type { SessionEvent } from "../domain/session.js";
 import type { Executor } from "./database.js";
-import { toEvent, type EventRow } from "./session-repository.js";
+import { afterPosition, untilPosition } from "./feed-position.js";
+import { toEvent, type EventRow } from "./rows.js";
 
 /** Selects the events of a feed-order export; nulls match everything. */
 export interface FeedRangeFilter {
@@ -69,9 +70,9 @@ export async function countFeedRange(ex: Executor, filter: FeedRangeFilter, hori
 /** Selects the events of `filter` after `after` and below `horizon` (shared by page and count). */
 function feedRangeCondition(ex: Executor, filter: FeedRangeFilter, horizon: bigint, after: FeedPosition) {
   return ex`
-    (e.tx_id, e.id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
+    ${afterPosition(ex, after)}
     and e.tx_id < ${horizon.toString()}::xid8
-    ${untilCondition(ex, filter.until)}
+    ${untilPosition(ex, filter.until)}
     ${filter.userId === null ? ex`` : ex`and e.user_id = ${filter.userId}`}
     ${trainingDataCondition(ex, filter.trainingDataOnly)}
   `;
@@ -120,11 +121,6 @@ export async function countSession(
       ${trainingDataCondition(ex, trainingDataOnly)}
   `;
   return Number(row!.count);
-}
-
-function untilCondition(ex: Executor, until: FeedPosition | null) {
-  if (until === null) return ex``;
-  return ex`and (e.tx_id, e.id) <= (${until.txId.toString()}::xid8, ${until.id.toString()}::bigint)`;
 }
 
 function trainingDataCondition(ex: Executor, trainingDataOnly: boolean) {

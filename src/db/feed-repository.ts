@@ -3,9 +3,10 @@
  * visibility horizon and the retention watermark.
  */
 import type { FeedPosition } from "../domain/cursor.js";
-import type { Executor } from "./database.js";
-import { toEvent, type EventRow } from "./session-repository.js";
 import type { SessionEvent } from "../domain/session.js";
+import type { Executor } from "./database.js";
+import { afterPosition, untilPosition } from "./feed-position.js";
+import { toEvent, type EventRow } from "./rows.js";
 
 /** Selects events for `readFeed`; empty lists and nulls match everything. */
 export interface FeedFilter {
@@ -65,9 +66,9 @@ export async function readFeed(
     left join lateral (
       select *
       from session_events
-      where (tx_id, id) > (${after.txId.toString()}::xid8, ${after.id.toString()}::bigint)
+      where ${afterPosition(ex, after)}
         and tx_id < snapshot.horizon
-        ${until === null ? ex`` : ex`and (tx_id, id) <= (${until.txId.toString()}::xid8, ${until.id.toString()}::bigint)`}
+        ${untilPosition(ex, until)}
         ${filter.userId === null ? ex`` : ex`and user_id = ${filter.userId}`}
         ${filter.sessionId === null ? ex`` : ex`and session_id = ${filter.sessionId}`}
         ${typeCondition(ex, filter)}

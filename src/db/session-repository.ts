@@ -1,87 +1,18 @@
 /**
- * SQL for sessions and their event log. Every function takes the executor
- * first, so it runs on the pool or inside the service's transaction. Rows are
- * mapped to domain types here and nowhere else.
+ * SQL for sessions and their event log: reads, the writes of a session's
+ * lifecycle, and listing. Every function takes the executor first; those
+ * that write take the service's transaction (the caller holds the user's
+ * lock, see src/db/locks.ts). Rows are mapped in src/db/rows.ts.
  */
-import type { JsonObject } from "../domain/json.js";
 import type { SessionChange } from "../domain/lifecycle.js";
-import { maxEndTime, type EndReason, type NewSessionEvent, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
-import type { Executor } from "./database.js";
-
-/** Names the columns of a sessions row as postgres.js returns them. */
-export interface SessionRow {
-  user_id: string;
-  session_id: string;
-  session_index: string;
-  previous_session_id: string;
-  state: SessionState;
-  start_time: Date;
-  end_time: Date | null;
-  last_activity_time: Date;
-  expire_time: Date | null;
-  idle_timeout_ms: string;
-  max_duration_ms: string | null;
-  end_reason: EndReason | null;
-  performer_id: string;
-  is_training_data: boolean;
-  metadata: JsonObject;
-  last_seq: string;
-  last_hash: string;
-}
-
-/** Names the columns of a session_events row as postgres.js returns them (xid8 and bigint as text). */
-export interface EventRow {
-  user_id: string;
-  session_id: string;
-  seq: string;
-  tx_id: string;
-  id: string;
-  event_id: string;
-  record_id: string;
-  request_hash: string;
-  type: string;
-  event_time: Date;
-  receive_time: Date;
-  source: string;
-  performer_id: string;
-  payload: JsonObject;
-  hash: string;
-}
+import { maxEndTime, type NewSessionEvent, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
+import type { Executor, Transaction } from "./database.js";
+import { eventInsertColumns, toEvent, toSession, type EventRow, type SessionRow } from "./rows.js";
 
 /** Holds a session read together with the database clock of the same statement. */
 export interface SessionRead {
   session: Session;
   now: Date;
-}
-
-/**
- * Takes the per-user advisory lock for the rest of the transaction. Every
- * transaction that writes a user's sessions or events takes it first, before
- * anything assigns a transaction id, so transaction-id order matches the
- * order in which a user's changes happen (the feed orders by it).
- */
-export async function lockUser(tx: Executor, userId: string): Promise<void> {
-  await tx`select pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
-}
-
-/**
- * Takes the advisory lock of a session's user (see `lockUser`).
- *
- * @returns false if no such session exists (nothing is locked).
- */
-export async function lockUserOfSession(tx: Executor, sessionId: string): Promise<boolean> {
-  const rows = await tx`
-    select pg_advisory_xact_lock(hashtextextended(user_id, 0))
-    from sessions
-    where session_id = ${sessionId}
-  `;
-  return rows.length > 0;
-}
-
-/** Reads the database clock (the service's only time source). */
-export async function readClock(ex: Executor): Promise<Date> {
-  const [row] = await ex<{ now: Date }[]>`select clock_timestamp() as now`;
-  return row!.now;
 }
 
 /** Finds a session by id. */
@@ -131,64 +62,6 @@ export async function findUserHistory(ex: Executor, userId: string): Promise<Use
   };
 }
 
-/** Finds the event a user's request with this idempotency key wrote. */
-export async function findEventByRecordId(ex: Executor, userId: string, recordId: string): Promise<SessionEvent | null> {
-  const [row] = await ex<EventRow[]>`
-    select *
-    from session_events
-    where user_id = ${userId}
-      and record_id = ${recordId}
-  `;
-  return row ? toEvent(row) : null;
-}
-
-/** Finds the event that a request of the session's user with this idempotency key wrote. */
-export async function findEventOfSessionUser(ex: Executor, sessionId: string, recordId: string): Promise<SessionEvent | null> {
-  const [row] = await ex<EventRow[]>`
-    select *
-    from session_events
-    where user_id = (select user_id from sessions where session_id = ${sessionId} limit 1)
-      and record_id = ${recordId}
-  `;
-  return row ? toEvent(row) : null;
-}
-
-/** Holds the idempotency record of a request that wrote no event. */
-export interface RequestRecord {
-  recordId: string;
-  requestHash: string;
-}
-
-/** Finds the record of an event-less request by a session's user and idempotency key. */
-export async function findRequestRecordOfSessionUser(ex: Executor, sessionId: string, recordId: string): Promise<RequestRecord | null> {
-  const [row] = await ex<{ record_id: string; request_hash: string }[]>`
-    select record_id, request_hash
-    from request_records
-    where user_id = (select user_id from sessions where session_id = ${sessionId} limit 1)
-      and record_id = ${recordId}
-  `;
-  return row ? { recordId: row.record_id, requestHash: row.request_hash } : null;
-}
-
-/** Finds the record of an event-less request by user and idempotency key. */
-export async function findRequestRecord(ex: Executor, userId: string, recordId: string): Promise<RequestRecord | null> {
-  const [row] = await ex<{ record_id: string; request_hash: string }[]>`
-    select record_id, request_hash
-    from request_records
-    where user_id = ${userId}
-      and record_id = ${recordId}
-  `;
-  return row ? { recordId: row.record_id, requestHash: row.request_hash } : null;
-}
-
-/** Records a request that wrote no event, so its retries are recognised. */
-export async function insertRequestRecord(tx: Executor, session: Session, recordId: string, requestHash: string): Promise<void> {
-  await tx`
-    insert into request_records (user_id, record_id, request_hash, session_id)
-    values (${session.userId}, ${recordId}, ${requestHash}, ${session.sessionId})
-  `;
-}
-
 /** Finds one event of a session by its type (the first, by seq). */
 export async function findEventByType(ex: Executor, session: Session, type: string): Promise<SessionEvent | null> {
   const [row] = await ex<EventRow[]>`
@@ -204,7 +77,7 @@ export async function findEventByType(ex: Executor, session: Session, type: stri
 }
 
 /** Inserts a new session and its first event, and makes it the user's latest session, in one statement. */
-export async function insertSession(tx: Executor, session: Session, event: NewSessionEvent): Promise<SessionEvent> {
+export async function insertSession(tx: Transaction, session: Session, event: NewSessionEvent): Promise<SessionEvent> {
   const [row] = await tx<{ tx_id: string; id: string }[]>`
     with new_session as (
       insert into sessions (
@@ -231,10 +104,7 @@ export async function insertSession(tx: Executor, session: Session, event: NewSe
             last_session_id = excluded.last_session_id
       returning user_id
     )
-    insert into session_events (
-      user_id, session_id, seq, event_id, record_id, request_hash, type,
-      event_time, receive_time, source, performer_id, payload, hash
-    )
+    insert into session_events (${eventInsertColumns(tx)})
     select
       new_session.user_id, new_session.session_id, ${event.seq}, ${event.eventId}, ${event.recordId},
       ${event.requestHash}, ${event.type}, ${event.eventTime}, ${event.receiveTime}, ${event.source},
@@ -255,7 +125,7 @@ export async function insertSession(tx: Executor, session: Session, event: NewSe
  * @returns the stored events, in the order of `changes`; one that did not
  *   apply is missing (compare lengths).
  */
-export async function applyChanges(tx: Executor, changes: SessionChange[]): Promise<SessionEvent[]> {
+export async function applyChanges(tx: Transaction, changes: SessionChange[]): Promise<SessionEvent[]> {
   if (changes.length === 0) return [];
   const input = changes.map(({ before, after, event }, ord) => ({
     ord,
@@ -312,10 +182,7 @@ export async function applyChanges(tx: Executor, changes: SessionChange[]): Prom
       returning sessions.user_id, sessions.session_id
     ),
     inserted as (
-      insert into session_events (
-        user_id, session_id, seq, event_id, record_id, request_hash, type,
-        event_time, receive_time, source, performer_id, payload, hash
-      )
+      insert into session_events (${eventInsertColumns(tx)})
       select
         input.user_id, input.session_id, input.last_seq, input.event_id, input.record_id, input.request_hash,
         input.type, input.event_time, input.receive_time, input.source, input.performer_id, input.payload, input.hash
@@ -337,7 +204,7 @@ export async function applyChanges(tx: Executor, changes: SessionChange[]): Prom
  *
  * @returns false if the session changed meanwhile (its `last_seq` moved).
  */
-export async function touchSession(tx: Executor, session: Session): Promise<boolean> {
+export async function touchSession(tx: Transaction, session: Session): Promise<boolean> {
   const rows = await tx`
     update sessions
     set last_activity_time = ${session.lastActivityTime},
@@ -405,92 +272,4 @@ export async function listSessionEvents(ex: Executor, session: Session, afterSeq
     limit ${limit}
   `;
   return rows.map(toEvent);
-}
-
-/** Maps a session row to a domain session. */
-export function toSession(row: SessionRow): Session {
-  return {
-    sessionId: row.session_id,
-    userId: row.user_id,
-    sessionIndex: Number(row.session_index),
-    previousSessionId: row.previous_session_id,
-    state: row.state,
-    startTime: row.start_time,
-    endTime: row.end_time,
-    lastActivityTime: row.last_activity_time,
-    expireTime: row.expire_time,
-    idleTimeoutMs: Number(row.idle_timeout_ms),
-    maxDurationMs: row.max_duration_ms === null ? null : Number(row.max_duration_ms),
-    endReason: row.end_reason,
-    performerId: row.performer_id,
-    isTrainingData: row.is_training_data,
-    metadata: row.metadata,
-    lastSeq: Number(row.last_seq),
-    lastHash: row.last_hash,
-  };
-}
-
-/** Maps an event row to a domain event. */
-export function toEvent(row: EventRow): SessionEvent {
-  return {
-    eventId: row.event_id,
-    userId: row.user_id,
-    sessionId: row.session_id,
-    seq: Number(row.seq),
-    recordId: row.record_id,
-    requestHash: row.request_hash,
-    type: row.type,
-    eventTime: row.event_time,
-    receiveTime: row.receive_time,
-    source: row.source,
-    performerId: row.performer_id,
-    payload: row.payload,
-    hash: row.hash,
-    position: { txId: BigInt(row.tx_id), id: BigInt(row.id) },
-  };
-}
-
-/** Names a session by its full key. */
-export interface SessionKey {
-  userId: string;
-  sessionId: string;
-}
-
-/**
- * Picks up to `limit` open sessions whose deadline has passed, oldest
- * deadline first, and takes their users' advisory locks with try-lock,
- * skipping users whose lock is busy (a writer or another sweeper holds it;
- * they are retried on a later pass). Try-locks never wait, so sweepers cannot
- * deadlock; a second sweeper skips the first one's users and takes the next
- * ones. The lock is tried row by row until `limit` are held, so no lock is
- * taken for a session that is not returned.
- */
-export async function lockLapsedSessions(tx: Executor, limit: number): Promise<SessionKey[]> {
-  const rows = await tx<{ user_id: string; session_id: string }[]>`
-    with candidates as materialized (
-      select user_id, session_id
-      from sessions
-      where state <> 'ended'
-        and deadline <= now()
-      order by deadline
-      limit ${limit * 4}
-    )
-    select user_id, session_id
-    from candidates
-    where pg_try_advisory_xact_lock(hashtextextended(user_id, 0))
-    limit ${limit}
-  `;
-  return rows.map((row) => ({ userId: row.user_id, sessionId: row.session_id }));
-}
-
-/** Finds sessions by their keys (in no particular order). */
-export async function findSessions(ex: Executor, keys: SessionKey[]): Promise<Session[]> {
-  if (keys.length === 0) return [];
-  const rows = await ex<SessionRow[]>`
-    select sessions.*
-    from sessions
-    join unnest(${keys.map((key) => key.userId)}::text[], ${keys.map((key) => key.sessionId)}::text[]) as wanted(user_id, session_id)
-      using (user_id, session_id)
-  `;
-  return rows.map(toSession);
 }

@@ -9,7 +9,9 @@
  * committed state and all times come from one clock.
  */
 import type { Logger } from "pino";
-import type { Executor, Sql } from "../db/database.js";
+import type { Sql, Transaction } from "../db/database.js";
+import { findIdempotencyRecord, insertRequestRecord } from "../db/idempotency-repository.js";
+import { lockUser, lockUserOfSession, readClock } from "../db/locks.js";
 import * as repo from "../db/session-repository.js";
 import {
   checkAppend,
@@ -99,7 +101,7 @@ function notFound(sessionId: string): DomainError {
 export function createSessionService(options: SessionServiceOptions) {
   const { sql, defaultIdleTimeoutMs, log } = options;
   const committed = options.onEventsCommitted ?? (() => {});
-  const transaction = <T>(work: (tx: Executor) => Promise<T>) => inTransaction(sql, log, work);
+  const transaction = <T>(work: (tx: Transaction) => Promise<T>) => inTransaction(sql, log, work);
 
   /** Reports committed events to `onEventsCommitted`, then returns the outcome. */
   function announce<T extends { replayed: boolean }>(outcome: T): T {
@@ -108,7 +110,7 @@ export function createSessionService(options: SessionServiceOptions) {
   }
 
   /** Stores changes; a change that did not apply means a writer without the lock raced us. */
-  async function store(tx: Executor, changes: SessionChange[]): Promise<SessionEvent[]> {
+  async function store(tx: Transaction, changes: SessionChange[]): Promise<SessionEvent[]> {
     const events = await repo.applyChanges(tx, changes);
     if (events.length !== changes.length) throw new StaleSession();
     return events;
@@ -119,16 +121,15 @@ export function createSessionService(options: SessionServiceOptions) {
    * idempotency record of `recordId`: the event it wrote (`existing`), and
    * `record`, that event or the record of an event-less request.
    */
-  async function loadForWrite(tx: Executor, sessionId: string, recordId: string | null) {
-    const [found, session, existing, other, now] = await Promise.all([
-      repo.lockUserOfSession(tx, sessionId),
+  async function loadForWrite(tx: Transaction, sessionId: string, recordId: string | null) {
+    const [found, session, earlier, now] = await Promise.all([
+      lockUserOfSession(tx, sessionId),
       repo.findSession(tx, sessionId),
-      recordId === null ? null : repo.findEventOfSessionUser(tx, sessionId, recordId),
-      recordId === null ? null : repo.findRequestRecordOfSessionUser(tx, sessionId, recordId),
-      repo.readClock(tx),
+      recordId === null ? null : findIdempotencyRecord(tx, { sessionId }, recordId),
+      readClock(tx),
     ]);
     if (!found || session === null) throw notFound(sessionId);
-    return { session, existing, record: existing ?? other, now };
+    return { session, existing: earlier?.event ?? null, record: earlier?.record ?? null, now };
   }
 
   /**
@@ -151,7 +152,7 @@ export function createSessionService(options: SessionServiceOptions) {
       if (lapse !== null) await store(tx, [lapse]);
       if (planned === null) {
         // Nothing changed, so no event records this request: remember it, or a later retry would act.
-        await repo.insertRequestRecord(tx, session, command.recordId, hash);
+        await insertRequestRecord(tx, session, command.recordId, hash);
         return { session: current, replayed: lapse === null };
       }
       await store(tx, [planned]);
@@ -171,14 +172,13 @@ export function createSessionService(options: SessionServiceOptions) {
       checkStart(command);
       const hash = requestHash("StartSession", command);
       const outcome = await transaction(async (tx) => {
-        await repo.lockUser(tx, command.userId);
-        const [existing, other, history, now] = await Promise.all([
-          repo.findEventByRecordId(tx, command.userId, command.recordId),
-          repo.findRequestRecord(tx, command.userId, command.recordId),
+        await lockUser(tx, command.userId);
+        const [{ event: existing, record }, history, now] = await Promise.all([
+          findIdempotencyRecord(tx, { userId: command.userId }, command.recordId),
           repo.findUserHistory(tx, command.userId),
-          repo.readClock(tx),
+          readClock(tx),
         ]);
-        if (isReplay(existing ?? other, hash)) {
+        if (isReplay(record, hash)) {
           const stored = await repo.findSession(tx, existing!.sessionId);
           return { session: sessionAsStarted(stored!, existing!), event: existing!, replayed: true };
         }

@@ -14,7 +14,9 @@
  */
 import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
+import { readClock } from "../db/locks.js";
 import * as repo from "../db/session-repository.js";
+import { findSessions, lockLapsedSessions } from "../db/sweeper-repository.js";
 import { planLapse, type SessionChange } from "../domain/lifecycle.js";
 import { inTransaction, StaleSession } from "./transaction.js";
 
@@ -53,8 +55,8 @@ export function createSweeper(options: SweeperOptions) {
   /** Ends the lapsed sessions of one batch. */
   async function sweepBatch(): Promise<SweepResult> {
     const result = await inTransaction(sql, log, async (tx) => {
-      const locked = await repo.lockLapsedSessions(tx, batchSize);
-      const [sessions, now] = await Promise.all([repo.findSessions(tx, locked), repo.readClock(tx)]);
+      const locked = await lockLapsedSessions(tx, batchSize);
+      const [sessions, now] = await Promise.all([findSessions(tx, locked), readClock(tx)]);
       const changes = sessions.map((session) => planLapse(session, now)).filter((change): change is SessionChange => change !== null);
       const events = await repo.applyChanges(tx, changes);
       if (events.length !== changes.length) throw new StaleSession();

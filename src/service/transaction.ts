@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import type { Executor, Sql } from "../db/database.js";
+import type { Executor, Sql, Transaction } from "../db/database.js";
 import { isDatabaseUnavailable, isRetryable } from "../db/errors.js";
 import { DomainError } from "../domain/errors.js";
 
@@ -24,7 +24,7 @@ const MAX_ATTEMPTS = 5;
  * deadlocks, serialization failures and StaleSession, and turning connection
  * failures into DATABASE_UNAVAILABLE.
  */
-export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: Executor) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: Transaction) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return (await sql.begin(work)) as T;
