@@ -11,6 +11,7 @@ import type { Feed } from "./feed/watch.js";
 import type { SessionService } from "./service/session-service.js";
 import { createAccessInterceptor } from "./transport/interceptors.js";
 import { createRoutes } from "./transport/routes.js";
+import { createGrpcJsServer } from "./transport/grpc-js-adapter.js";
 import { createServer, type Server } from "./transport/server.js";
 import { wireService } from "./wiring.js";
 
@@ -43,9 +44,13 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   sweeper?.start();
   const isServing = () => pingDatabase(sql);
   const shutdown = new AbortController();
+  const routes = createRoutes({ service, feed, isServing, shutdown: shutdown.signal });
+  const interceptors = [createAccessInterceptor(log), createValidateInterceptor()];
+  const tls = config.tlsCertFile !== null;
   const server = createServer({
-    routes: createRoutes({ service, feed, isServing, shutdown: shutdown.signal }),
-    interceptors: [createAccessInterceptor(log), createValidateInterceptor()],
+    routes,
+    interceptors,
+    grpcJs: config.h2cAdapter === "grpc-js" && !tls ? createGrpcJsServer({ routes, interceptors, shutdown: shutdown.signal }) : null,
     corsAllowedOrigins: config.corsAllowedOrigins,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : null,
     headersTimeoutMs: config.headersTimeoutMs,

@@ -25,6 +25,7 @@ export interface Config {
   corsAllowedOrigins: string[];
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
+  h2cAdapter: "grpc-js" | "connect";
   headersTimeoutMs: number;
   connectionIdleMs: number;
   shutdownGraceMs: number;
@@ -157,6 +158,13 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
   },
   text("TLS_CERT_FILE", "tlsCertFile", null, "PEM certificate; with TLS_KEY_FILE, serves TLS with ALPN (h2, http/1.1)."),
   text("TLS_KEY_FILE", "tlsKeyFile", null, "PEM private key for TLS_CERT_FILE."),
+  text(
+    "H2C_ADAPTER",
+    "h2cAdapter",
+    "grpc-js",
+    "Server for cleartext HTTP/2 connections: grpc-js (gRPC only, the fast path; Connect and gRPC-Web clients use HTTP/1.1 or TLS) or connect (connect-node: gRPC, gRPC-Web and Connect over h2c, slower).",
+    (value) => (value === "grpc-js" || value === "connect" ? null : "expected grpc-js or connect"),
+  ),
   integer(
     "HEADERS_TIMEOUT_MS",
     "headersTimeoutMs",

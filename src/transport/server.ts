@@ -2,10 +2,14 @@
  * Serves gRPC, gRPC-Web and the Connect protocol on ONE port.
  *
  * Without TLS, a `net` server reads the first bytes of each connection: the
- * HTTP/2 connection preface ("PRI * HTTP/2.0") goes to an HTTP/2 server (h2c,
- * what gRPC clients speak), anything else to an HTTP/1.1 server (browsers,
- * curl, connect-web). Node's `allowHTTP1` only works with TLS, which is why
- * the bytes are sniffed. With TLS, ALPN picks h2 or http/1.1.
+ * HTTP/2 connection preface ("PRI * HTTP/2.0") goes to the h2c server, anything
+ * else to an HTTP/1.1 server (browsers, curl, connect-web). Node's
+ * `allowHTTP1` only works with TLS, which is why the bytes are sniffed. With
+ * TLS, ALPN picks h2 or http/1.1, both served by connect-node.
+ *
+ * The h2c server is the grpc-js adapter when one is given (gRPC only, what
+ * polyglot workers and subscribers speak; other content types get HTTP 415),
+ * otherwise connect-node (gRPC, gRPC-Web and Connect).
  */
 import { readFileSync } from "node:fs";
 import http from "node:http";
@@ -14,6 +18,7 @@ import net from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { cors as connectCors } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
 import corsMiddleware from "cors";
 
 /** Configures `createServer`. */
@@ -34,6 +39,8 @@ export interface ServerOptions {
   headersTimeoutMs?: number;
   /** An HTTP/2 connection with no open stream for this long gets GOAWAY, in ms. Default 300,000. */
   connectionIdleMs?: number;
+  /** Serves cleartext HTTP/2 (gRPC) instead of connect-node (see the module comment). */
+  grpcJs?: grpc.Server | null;
 }
 
 /** Holds a created, not yet listening server. */
@@ -67,6 +74,8 @@ export function createServer(options: ServerOptions): Server {
   const h1 = http.createServer({ headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000) }, handler);
   const h2 = http2.createServer({}, handler);
   h2.on("session", (session) => trackSession(session, h2Sessions, idle));
+  const injector = options.grpcJs ? injectorOf(options.grpcJs, (session) => trackSession(session, h2Sessions, idle)) : null;
+  const h2c = injector ? (socket: net.Socket) => injector.injectConnection(socket) : (socket: net.Socket) => h2.emit("connection", socket);
   if (options.tls) {
     const secure = http2.createSecureServer(
       { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true },
@@ -75,7 +84,7 @@ export function createServer(options: ServerOptions): Server {
     secure.on("session", (session) => trackSession(session, h2Sessions, idle));
     listener = secure;
   } else {
-    listener = net.createServer((socket) => routeBySniffing(socket, h1, h2, headersTimeoutMs));
+    listener = net.createServer((socket) => routeBySniffing(socket, h1, h2c, headersTimeoutMs));
   }
   listener.on("connection", (socket: net.Socket) => {
     sockets.add(socket);
@@ -95,12 +104,15 @@ export function createServer(options: ServerOptions): Server {
     async close(graceMs) {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const session of h2Sessions) session.close();
+      injector?.drain(graceMs);
       h1.closeIdleConnections();
       const timer = setTimeout(() => {
         for (const socket of sockets) socket.destroy();
       }, graceMs);
       await closed;
       clearTimeout(timer);
+      injector?.destroy();
+      options.grpcJs?.forceShutdown();
     },
   };
 }
@@ -142,7 +154,7 @@ function trackSession(
 }
 
 /** Hands a plaintext connection to the HTTP/2 or HTTP/1.1 server by its first bytes. */
-function routeBySniffing(socket: net.Socket, h1: http.Server, h2: http2.Http2Server, timeoutMs: number): void {
+function routeBySniffing(socket: net.Socket, h1: http.Server, h2c: (socket: net.Socket) => void, timeoutMs: number): void {
   let head = Buffer.alloc(0);
   // A connection that sends nothing is never handed on; drop it instead of keeping it forever.
   socket.setTimeout(timeoutMs, () => socket.destroy());
@@ -156,7 +168,7 @@ function routeBySniffing(socket: net.Socket, h1: http.Server, h2: http2.Http2Ser
     socket.unshift(head);
     if (prefix.equals(PREFACE)) {
       // Do not resume(): the HTTP/2 session reads the socket itself.
-      h2.emit("connection", socket);
+      h2c(socket);
     } else {
       h1.emit("connection", socket);
       socket.resume();
@@ -164,6 +176,25 @@ function routeBySniffing(socket: net.Socket, h1: http.Server, h2: http2.Http2Ser
   };
   socket.on("data", onData);
   socket.on("error", () => socket.destroy());
+}
+
+/**
+ * Creates a connection injector for a grpc-js server and hands each of its
+ * HTTP/2 sessions to `onSession` (idle and first-stream limits, shutdown).
+ * grpc-js does not expose the sessions of an injector; its HTTP/2 server is
+ * found in the server's `http2Servers` map (grpc-js 1.14, pinned; the
+ * idle-connection tests fail if an upgrade moves it).
+ */
+function injectorOf(server: grpc.Server, onSession: (session: http2.ServerHttp2Session) => void) {
+  const known = new Set(http2ServersOf(server));
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  for (const created of http2ServersOf(server)) if (!known.has(created)) created.on("session", onSession);
+  return injector;
+}
+
+function http2ServersOf(server: grpc.Server): http2.Http2Server[] {
+  const map = (server as unknown as { http2Servers?: Map<http2.Http2Server, unknown> }).http2Servers;
+  return map instanceof Map ? [...map.keys()] : [];
 }
 
 /** Adds CORS for the allowed browser origins, with Connect's method and header lists. */

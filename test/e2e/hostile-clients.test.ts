@@ -7,8 +7,10 @@
 import http2 from "node:http2";
 import net from "node:net";
 import { gzipSync } from "node:zlib";
+import { create, toBinary } from "@bufbuild/protobuf";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WatchSessionEventsRequestSchema } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import type { App } from "../../src/app.js";
 import { openTestDatabase, startTestApp, uniqueId } from "../support/app.js";
 
@@ -79,26 +81,56 @@ describe("impossible dates", () => {
 });
 
 describe("streams reset by their client", () => {
+  let connectApp: App;
+  beforeAll(async () => {
+    const log = pino({ level: "info" }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
+    connectApp = await startTestApp({ h2cAdapter: "connect" }, log);
+  });
+  afterAll(async () => {
+    await connectApp?.stop();
+  });
+
+  /** Opens `tries` WatchSessionEvents streams on one connection and resets each at once; half after sending the request. */
+  async function resetStreams(port: number, contentType: string, tries: number): Promise<void> {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", () => {});
+    const body = grpcFrame(
+      contentType.includes("json") ? Buffer.from(JSON.stringify({ userId: "u" })) : Buffer.from(toBinary(WatchSessionEventsRequestSchema, create(WatchSessionEventsRequestSchema, { userId: "u" }))),
+    );
+    const closed: Promise<unknown>[] = [];
+    for (let i = 0; i < tries; i++) {
+      const stream = session.request({ ":method": "POST", ":path": `${SERVICE}/WatchSessionEvents`, "content-type": contentType, te: "trailers" }, { endStream: false });
+      stream.on("error", () => {});
+      closed.push(new Promise((resolve) => stream.on("close", resolve)));
+      if (i % 2 === 1) stream.write(body);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    await Promise.all(closed);
+    session.close();
+  }
+
   it.each([
     ["grpc", "application/grpc"],
     ["grpc-web", "application/grpc-web+proto"],
     ["connect", "application/connect+json"],
-  ])("logs a WatchSessionEvents reset right after its headers as canceled at info (%s)", async (protocol, contentType) => {
+  ])("connect-node logs a WatchSessionEvents reset right after its headers as canceled at info (%s)", async (protocol, contentType) => {
     const before = logLines.length;
-    const session = http2.connect(base());
-    const body = grpcFrame(Buffer.from(contentType.includes("json") ? JSON.stringify({ userId: "u" }) : []));
     const tries = 20;
-    for (let i = 0; i < tries; i++) {
-      const stream = session.request({ ":method": "POST", ":path": `${SERVICE}/WatchSessionEvents`, "content-type": contentType, te: "trailers" }, { endStream: false });
-      stream.on("error", () => {});
-      // Half the streams are reset before their body, half right after it.
-      if (i % 2 === 1) stream.write(body);
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-    }
+    await resetStreams(connectApp.port, contentType, tries);
     const calls = () => logLines.slice(before).filter((line) => line.rpc === "WatchSessionEvents");
     await until(() => calls().length === tries, 10_000, `${tries} access log lines`);
-    session.close();
     expect(calls().map((line) => [line.protocol, line.code, line.level])).toEqual(Array(tries).fill([protocol, "Canceled", 30]));
+    expect(logLines.slice(before).filter((line) => line.level >= 50)).toEqual([]);
+  });
+
+  it("grpc-js logs a reset that reaches the handler as canceled at info, and nothing at error level", async () => {
+    const before = logLines.length;
+    await resetStreams(app.port, "application/grpc", 20);
+    // Resets that arrive before the request message never reach a handler under grpc-js: no line at all.
+    const watchLines = () => logLines.slice(before).filter((line) => line.rpc === "WatchSessionEvents");
+    const probe = await postJson("GetSession", { sessionId: "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV" });
+    expect(probe.code).toBe("not_found");
+    expect(watchLines().every((line) => line.code === "Canceled" && line.level === 30)).toBe(true);
     expect(logLines.slice(before).filter((line) => line.level >= 50)).toEqual([]);
   });
 });
@@ -138,16 +170,16 @@ describe("connections that open no stream", () => {
   it("sends GOAWAY to a connection idle after its calls, but keeps a connection whose Watch stream lasts longer", async () => {
     const idle = http2.connect(base());
     const goaway = new Promise<void>((resolve) => idle.once("goaway", () => resolve()));
-    const call = idle.request({ ":method": "POST", ":path": `${SERVICE}/GetSession`, "content-type": "application/json" });
-    call.end(JSON.stringify({ sessionId: "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV" }));
+    const call = idle.request({ ":method": "POST", ":path": `${SERVICE}/GetSession`, "content-type": "application/grpc", te: "trailers" });
+    call.end(grpcFrame(Buffer.alloc(0)));
     call.resume();
     await new Promise((resolve) => call.on("close", resolve));
 
     const watching = http2.connect(base());
     let watchGoaway = false;
     watching.on("goaway", () => (watchGoaway = true));
-    const stream = watching.request({ ":method": "POST", ":path": `${SERVICE}/WatchSessionEvents`, "content-type": "application/connect+json" });
-    stream.end(grpcFrame(Buffer.from(JSON.stringify({ userId: uniqueId("idle") }))));
+    const stream = watching.request({ ":method": "POST", ":path": `${SERVICE}/WatchSessionEvents`, "content-type": "application/grpc", te: "trailers" });
+    stream.end(grpcFrame(Buffer.from(toBinary(WatchSessionEventsRequestSchema, create(WatchSessionEventsRequestSchema, { userId: uniqueId("idle") })))));
     let frames = 0;
     stream.on("data", () => frames++);
 
@@ -179,16 +211,24 @@ describe("corrupt gzip bodies", () => {
     expect(((await response.json()) as { code: string }).code).toBe("invalid_argument");
   });
 
-  it("answers a truncated gzip message over gRPC with INVALID_ARGUMENT", async () => {
+  // Decided upstream: grpc-js answers a message that fails to decompress with
+  // INTERNAL "Failed to decompress message", as the gRPC status code table
+  // prescribes ("Could not decompress, but compression algorithm supported").
+  it("answers a truncated gzip message over gRPC (grpc-js) with INTERNAL and keeps serving", async () => {
     const session = http2.connect(base());
     try {
       const stream = session.request({ ":method": "POST", ":path": `${SERVICE}/GetSession`, "content-type": "application/grpc", te: "trailers", "grpc-encoding": "gzip" });
-      const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.on("trailers", resolve));
+      // A trailers-only answer carries grpc-status in the response headers.
+      const status = new Promise<unknown>((resolve) => {
+        stream.on("response", (headers) => headers["grpc-status"] !== undefined && resolve(headers["grpc-status"]));
+        stream.on("trailers", (trailers) => resolve(trailers["grpc-status"]));
+      });
       stream.resume();
       stream.end(grpcFrame(truncated, true));
-      expect((await trailers)["grpc-status"]).toBe("3");
+      expect(await status).toBe("13");
     } finally {
       session.close();
     }
+    expect((await postJson("GetSession", { sessionId: "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV" })).code).toBe("not_found");
   });
 });

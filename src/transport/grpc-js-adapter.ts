@@ -1,0 +1,196 @@
+/**
+ * Serves the SAME Connect service implementations (the routes of
+ * src/transport/routes.ts) on a @grpc/grpc-js server, for gRPC over
+ * cleartext HTTP/2: grpc-js costs a fraction of connect-node's CPU per call
+ * (see README, "Two adapters").
+ *
+ * Nothing about a call is decided here: each one runs through the same
+ * Connect interceptors (validation, access log, error mapping, and whatever
+ * is added later) and the same handler functions, via connect-es's own
+ * `invokeUnaryImplementation` / `transformInvokeImplementation`. Errors leave
+ * as gRPC statuses with the `grpc-status-details-bin` trailer that
+ * connect-es's gRPC handler writes (`setTrailerStatus`), so both adapters
+ * answer byte-for-byte the same details.
+ */
+import { fromBinary, toBinary, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createHandlerContext,
+  createServiceImplSpec,
+  type ConnectRouter,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+  type ServiceImplSpec,
+} from "@connectrpc/connect";
+import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import * as grpc from "@grpc/grpc-js";
+
+/** Configures `createGrpcJsServer`. */
+export interface GrpcJsServerOptions {
+  routes: (router: ConnectRouter) => void;
+  interceptors: Interceptor[];
+  /** Largest accepted request message, in bytes (larger: RESOURCE_EXHAUSTED). Default 1 MiB. */
+  readMaxBytes?: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. Default 1000. */
+  maxConcurrentStreams?: number;
+  /** Aborted when the replica shuts down (passed to handlers as the shutdown signal). */
+  shutdown?: AbortSignal;
+}
+
+/**
+ * Creates a grpc-js server (not bound to a port: the one-port server injects
+ * connections into it) that serves every service the routes register.
+ */
+export function createGrpcJsServer(options: GrpcJsServerOptions): grpc.Server {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.readMaxBytes ?? 1024 * 1024,
+    "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? 1000,
+  });
+  for (const spec of collectServices(options.routes)) {
+    const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const method of spec.service.methods) {
+      const impl = spec.methods[method.localName]!;
+      const clientStreams = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
+      const serverStreams = method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
+      definition[method.localName] = {
+        path: `/${spec.service.typeName}/${method.name}`,
+        requestStream: clientStreams,
+        responseStream: serverStreams,
+        requestSerialize: (message) => Buffer.from(toBinary(method.input, message as never)),
+        requestDeserialize: (bytes) => fromBinary(method.input, bytes),
+        responseSerialize: serverStreams ? encodeOnce(method.output) : (message) => Buffer.from(toBinary(method.output, message as never)),
+        responseDeserialize: (bytes) => fromBinary(method.output, bytes),
+      };
+      implementation[method.localName] = handlerFor(impl, options);
+    }
+    server.addService(definition as grpc.ServiceDefinition, implementation);
+  }
+  return server;
+}
+
+/** Records what `routes` registers, without a Connect router behind it. */
+function collectServices(routes: (router: ConnectRouter) => void): ServiceImplSpec[] {
+  const specs: ServiceImplSpec[] = [];
+  const recorder = {
+    service(service: Parameters<ConnectRouter["service"]>[0], impl: Parameters<ConnectRouter["service"]>[1]) {
+      specs.push(createServiceImplSpec(service, impl));
+      return recorder;
+    },
+    rpc() {
+      throw new Error("the grpc-js adapter serves whole services; register them with router.service");
+    },
+  };
+  routes(recorder as unknown as ConnectRouter);
+  return specs;
+}
+
+/**
+ * Returns a serializer for a streaming method's responses that encodes each
+ * message object once: the feed hands the same response object to every
+ * stream that wants an event (see convert.ts), so a frame fanned out to
+ * 10,000 streams costs one encoding, and grpc-js writes the same bytes to
+ * each. Keys are weak: the bytes live as long as the message.
+ */
+function encodeOnce(schema: DescMessage): (message: unknown) => Buffer {
+  const encoded = new WeakMap<object, Buffer>();
+  return (message) => {
+    let bytes = encoded.get(message as object);
+    if (bytes === undefined) {
+      bytes = Buffer.from(toBinary(schema, message as never));
+      encoded.set(message as object, bytes);
+    }
+    return bytes;
+  };
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.UntypedHandleCall {
+  const { interceptors } = options;
+  switch (impl.kind) {
+    case "unary":
+      return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const context = contextFor(impl.method, call, options.shutdown);
+        invokeUnaryImplementation(impl, context, call.request as never, interceptors).then(
+          (response) => callback(null, response),
+          (error: unknown) => callback(toServiceError(error)),
+        );
+      };
+    case "server_streaming":
+      return (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const input = createAsyncIterable([call.request as never]);
+        void pump(call, transformInvokeImplementation(impl, contextFor(impl.method, call, options.shutdown), interceptors)(input));
+      };
+    case "bidi_streaming":
+      return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        void pump(call, transformInvokeImplementation(impl, contextFor(impl.method, call, options.shutdown), interceptors)(call as never));
+      };
+    default:
+      throw new Error(`the grpc-js adapter does not serve ${impl.kind} methods (${impl.method.name})`);
+  }
+}
+
+/** Writes a handler's responses to a grpc-js stream, waiting for `drain` when its buffer is full. */
+async function pump(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, responses: AsyncIterable<unknown>): Promise<void> {
+  try {
+    for await (const response of responses) {
+      if (call.cancelled) break;
+      if (!call.write(response)) await drained(call);
+    }
+    call.end();
+  } catch (error) {
+    if (!call.cancelled) call.emit("error", toServiceError(error));
+  }
+}
+
+function drained(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("cancelled", done);
+  });
+}
+
+/** Builds the Connect handler context of a grpc-js call: its signal aborts on cancel, deadline or shutdown. */
+function contextFor(method: DescMethod, call: AnyCall, shutdown: AbortSignal | undefined): HandlerContext {
+  const cancel = new AbortController();
+  (call as NodeJS.EventEmitter).once("cancelled", () => cancel.abort(new ConnectError("canceled by the client", Code.Canceled)));
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  const header = new Headers({ "content-type": "application/grpc" });
+  for (const [key, value] of Object.entries(call.metadata.getMap())) {
+    if (typeof value === "string") header.append(key, value);
+  }
+  return createHandlerContext({
+    service: method.parent,
+    method,
+    protocolName: "grpc",
+    requestMethod: "POST",
+    url: `/${method.parent.typeName}/${method.name}`,
+    timeoutMs: Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined,
+    requestSignal: cancel.signal,
+    shutdownSignal: shutdown,
+    requestHeader: header,
+  });
+}
+
+/**
+ * Turns a call's error into a gRPC status with the same trailers connect-es
+ * writes for gRPC (grpc-status, grpc-message, grpc-status-details-bin).
+ */
+function toServiceError(error: unknown): Partial<grpc.StatusObject> {
+  const connectError = ConnectError.from(error);
+  const trailers = setTrailerStatus(new Headers(), connectError);
+  const metadata = new grpc.Metadata();
+  const details = trailers.get("grpc-status-details-bin");
+  if (details !== null) metadata.set("grpc-status-details-bin", Buffer.from(details, "base64"));
+  return { code: connectError.code as number as grpc.status, details: connectError.rawMessage, metadata };
+}
