@@ -50,7 +50,11 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const server = createServer({
     routes,
     interceptors,
-    grpcJs: config.h2cAdapter === "grpc-js" && !tls ? createGrpcJsServer({ routes, interceptors, shutdown: shutdown.signal }) : null,
+    grpcJs:
+      config.h2cAdapter === "grpc-js" && !tls
+        ? createGrpcJsServer({ routes, interceptors, shutdown: shutdown.signal, maxConcurrentStreams: config.http2MaxConcurrentStreams })
+        : null,
+    maxConcurrentStreams: config.http2MaxConcurrentStreams,
     corsAllowedOrigins: config.corsAllowedOrigins,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : null,
     headersTimeoutMs: config.headersTimeoutMs,

@@ -19,6 +19,7 @@ export interface Config {
   watchHeartbeatMs: number;
   watchPollMs: number;
   watchQueueFrames: number;
+  watchStreamsMax: number;
   feedNotify: boolean;
   sweepIntervalMs: number;
   sweepBatchSize: number;
@@ -26,6 +27,7 @@ export interface Config {
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
   h2cAdapter: "grpc-js" | "connect";
+  http2MaxConcurrentStreams: number;
   headersTimeoutMs: number;
   connectionIdleMs: number;
   shutdownGraceMs: number;
@@ -134,6 +136,13 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
     [1, 1_000_000],
     "Frames a WatchSessionEvents stream may have queued in memory; a slower stream falls back to reading the table.",
   ),
+  integer(
+    "WATCH_STREAMS_MAX",
+    "watchStreamsMax",
+    20_000,
+    [1, 1_000_000],
+    "WatchSessionEvents streams one replica serves at once; more are refused with RESOURCE_EXHAUSTED / TOO_MANY_STREAMS (writes are never refused for watching).",
+  ),
   {
     name: "FEED_NOTIFY",
     key: "feedNotify",
@@ -164,6 +173,13 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
     "grpc-js",
     "Server for cleartext HTTP/2 connections: grpc-js (gRPC only, the fast path; Connect and gRPC-Web clients use HTTP/1.1 or TLS) or connect (connect-node: gRPC, gRPC-Web and Connect over h2c, slower).",
     (value) => (value === "grpc-js" || value === "connect" ? null : "expected grpc-js or connect"),
+  ),
+  integer(
+    "HTTP2_MAX_CONCURRENT_STREAMS",
+    "http2MaxConcurrentStreams",
+    1000,
+    [1, 100_000],
+    "Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS), on every HTTP/2 server.",
   ),
   integer(
     "HEADERS_TIMEOUT_MS",

@@ -18,6 +18,8 @@ export interface WiringOptions {
   watchPollMs: number;
   watchHeartbeatMs: number;
   watchQueueFrames?: number;
+  /** Concurrent WatchSessionEvents streams per replica (WATCH_STREAMS_MAX). Default 20,000. */
+  watchStreamsMax?: number;
   /** Rows per feed query. Default 500. */
   feedBatchSize?: number;
   /** LISTEN/NOTIFY wake-ups across replicas (FEED_NOTIFY); local wake-ups happen either way. */
@@ -51,6 +53,7 @@ export function wireService(options: WiringOptions): Wiring {
     pollMs: options.watchPollMs,
     heartbeatMs: options.watchHeartbeatMs,
     queueFrames: options.watchQueueFrames,
+    maxStreams: options.watchStreamsMax,
     batchSize: options.feedBatchSize,
     notifyChannel: options.feedNotify ? FEED_CHANNEL : null,
   });

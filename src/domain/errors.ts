@@ -19,6 +19,7 @@ export const REASONS = [
   "SESSION_ENDED",
   "SESSION_PAUSED",
   "CURSOR_EXPIRED",
+  "TOO_MANY_STREAMS",
   "DATABASE_UNAVAILABLE",
   "SERVER_SHUTTING_DOWN",
 ] as const;
@@ -28,6 +29,9 @@ export type Reason = (typeof REASONS)[number];
 
 /** Signals an expected failure with a stable reason that clients branch on. */
 export class DomainError extends Error {
+  /** When set, how long the caller should wait before retrying, in ms (sent as google.rpc.RetryInfo). */
+  retryAfterMs: number | null = null;
+
   /**
    * @param metadata sent to clients as ErrorInfo metadata.
    * @param cause what went wrong underneath (e.g. the driver's error); logged, never sent.

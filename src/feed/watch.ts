@@ -49,7 +49,12 @@ export interface FeedOptions {
   notifyChannel?: string | null;
   /** Rows read per query. Default 500. */
   batchSize?: number;
+  /** Streams this replica serves at once; one more is refused with TOO_MANY_STREAMS. Default 20,000. */
+  maxStreams?: number;
 }
+
+/** How long a client refused with TOO_MANY_STREAMS is asked to wait, in ms (RetryInfo). */
+const STREAMS_RETRY_AFTER_MS = 1_000;
 
 /** WatchSessionEvents for one replica, independent of the transport. */
 export interface Feed {
@@ -59,7 +64,8 @@ export interface Feed {
    *
    * @throws DomainError INVALID_CURSOR (malformed, or ahead of this
    *   database), CURSOR_EXPIRED (older than the retention watermark, or
-   *   overtaken by a prune), DATABASE_UNAVAILABLE.
+   *   overtaken by a prune), TOO_MANY_STREAMS (the replica is full; checked
+   *   before any database work), DATABASE_UNAVAILABLE.
    */
   watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame>;
   /** Reads new rows now (after a local commit or a notification) instead of at the next poll. */
@@ -78,10 +84,24 @@ export function createFeed(options: FeedOptions): Feed {
   const { sql, pollMs, heartbeatMs, log } = options;
   const batchSize = options.batchSize ?? 500;
   const capacity = options.queueFrames ?? 1000;
+  const maxStreams = options.maxStreams ?? 20_000;
+  let streams = 0;
   const closing = new AbortController();
   const reader = createTailReader({ sql, pollMs, pageSize: batchSize, channel: options.notifyChannel ?? null, log });
 
   async function* watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame> {
+    // Admission control: a full replica refuses new streams rather than let
+    // fan-out starve the writes that share its event loop.
+    if (streams >= maxStreams) throw tooManyStreams(maxStreams);
+    streams++;
+    try {
+      yield* admitted(query, signal);
+    } finally {
+      streams--;
+    }
+  }
+
+  async function* admitted(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame> {
     const afterCursor = query.afterCursor === "" ? null : decodeCursor(query.afterCursor);
     let bounds: FeedBounds;
     try {
@@ -191,6 +211,14 @@ export function createFeed(options: FeedOptions): Feed {
       reader.close();
     },
   };
+}
+
+function tooManyStreams(limit: number): DomainError {
+  const error = new DomainError("TOO_MANY_STREAMS", `this replica serves its limit of ${limit} WatchSessionEvents streams; retry later or on another replica`, {
+    limit: String(limit),
+  });
+  error.retryAfterMs = STREAMS_RETRY_AFTER_MS;
+  return error;
 }
 
 function cursorExpired(watermark: FeedPosition): DomainError {

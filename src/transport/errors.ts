@@ -7,7 +7,8 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DomainError, type Reason } from "../domain/errors.js";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 
 /** Names the ErrorInfo domain of every error this service returns. */
 export const ERROR_DOMAIN = "sessionmanager";
@@ -24,6 +25,7 @@ export const REASON_CODES: Record<Reason, Code> = {
   SESSION_ENDED: Code.FailedPrecondition,
   SESSION_PAUSED: Code.FailedPrecondition,
   CURSOR_EXPIRED: Code.OutOfRange,
+  TOO_MANY_STREAMS: Code.ResourceExhausted,
   DATABASE_UNAVAILABLE: Code.Unavailable,
   SERVER_SHUTTING_DOWN: Code.Unavailable,
 };
@@ -35,8 +37,9 @@ function errorInfo(reason: string, metadata: Record<string, string> = {}) {
 /**
  * Returns the ConnectError a client should receive for `error`.
  *
- * - DomainError: its reason's code, ErrorInfo with reason and metadata; its
- *   cause stays on the ConnectError (for the log), never on the wire.
+ * - DomainError: its reason's code, ErrorInfo with reason and metadata, and
+ *   RetryInfo when it names a retry delay; its cause stays on the
+ *   ConnectError (for the log), never on the wire.
  * - ConnectError INVALID_ARGUMENT from protovalidate or message parsing:
  *   kept, with ErrorInfo reason INVALID_REQUEST added.
  * - Other ConnectErrors (cancel, deadline, limits): kept as they are.
@@ -45,7 +48,11 @@ function errorInfo(reason: string, metadata: Record<string, string> = {}) {
  */
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof DomainError) {
-    return new ConnectError(error.message, REASON_CODES[error.reason], undefined, [errorInfo(error.reason, error.metadata)], error.cause);
+    const details: ConstructorParameters<typeof ConnectError>[3] & object = [errorInfo(error.reason, error.metadata)];
+    if (error.retryAfterMs !== null) {
+      details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(error.retryAfterMs) }) });
+    }
+    return new ConnectError(error.message, REASON_CODES[error.reason], undefined, details, error.cause);
   }
   if (error instanceof ConnectError) {
     if (error.code === Code.InvalidArgument && error.findDetails(ErrorInfoSchema).length === 0) {

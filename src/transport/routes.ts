@@ -24,6 +24,7 @@ import {
 } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
 import type { Feed, WatchFrame } from "../feed/watch.js";
+import type { SessionEvent } from "../domain/session.js";
 import type { SessionService } from "../service/session-service.js";
 import { registerHealth } from "./health.js";
 import { registerReflection } from "./reflection.js";
@@ -169,10 +170,24 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
     });
 }
 
+/**
+ * Remembers each event's response frame. The fan-out hands the same event to
+ * every stream that wants it, so every stream yields the same response
+ * object, and the grpc-js adapter encodes it once per replica (see
+ * `encodeOnce` in grpc-js-adapter.ts). Keys are weak.
+ */
+const eventFrames = new WeakMap<SessionEvent, WatchSessionEventsResponse>();
+
 function toFrameMessage(frame: WatchFrame): WatchSessionEventsResponse {
   switch (frame.kind) {
-    case "event":
-      return create(WatchSessionEventsResponseSchema, { frame: { case: "event", value: toEventMessage(frame.event) } });
+    case "event": {
+      let message = eventFrames.get(frame.event);
+      if (message === undefined) {
+        message = create(WatchSessionEventsResponseSchema, { frame: { case: "event", value: toEventMessage(frame.event) } });
+        eventFrames.set(frame.event, message);
+      }
+      return message;
+    }
     case "caught_up":
       return create(WatchSessionEventsResponseSchema, { frame: { case: "caughtUp", value: { cursor: frame.cursor } } });
     case "heartbeat":

@@ -39,6 +39,8 @@ export interface ServerOptions {
   headersTimeoutMs?: number;
   /** An HTTP/2 connection with no open stream for this long gets GOAWAY, in ms. Default 300,000. */
   connectionIdleMs?: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS of the connect-node HTTP/2 servers. Default 1000. */
+  maxConcurrentStreams?: number;
   /** Serves cleartext HTTP/2 (gRPC) instead of connect-node (see the module comment). */
   grpcJs?: grpc.Server | null;
 }
@@ -72,13 +74,14 @@ export function createServer(options: ServerOptions): Server {
 
   let listener: net.Server;
   const h1 = http.createServer({ headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000) }, handler);
-  const h2 = http2.createServer({}, handler);
+  const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 };
+  const h2 = http2.createServer({ settings }, handler);
   h2.on("session", (session) => trackSession(session, h2Sessions, idle));
   const injector = options.grpcJs ? injectorOf(options.grpcJs, (session) => trackSession(session, h2Sessions, idle)) : null;
   const h2c = injector ? (socket: net.Socket) => injector.injectConnection(socket) : (socket: net.Socket) => h2.emit("connection", socket);
   if (options.tls) {
     const secure = http2.createSecureServer(
-      { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true },
+      { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true, settings },
       handler,
     );
     secure.on("session", (session) => trackSession(session, h2Sessions, idle));
