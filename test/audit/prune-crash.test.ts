@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
+import { waitFor } from "../support/wait.js";
 
 const run = promisify(execFile);
 const SESSIONS = 3000;
@@ -58,14 +59,16 @@ describe("prune after a crash", () => {
     const child = spawn("node_modules/.bin/node", args, { env: env(), stdio: "ignore" });
     const exited = new Promise((resolve) => child.once("exit", resolve));
     // Kill it once some sessions are archived and some removed, well before the end.
-    const deadline = Date.now() + 60_000;
-    let state = await remaining();
-    while (Date.now() < deadline && (state.ended > SESSIONS - 400 || readdirSync(archiveDir).length < 400)) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      state = await remaining();
+    try {
+      await waitFor(async () => (await remaining()).ended <= SESSIONS - 400 && readdirSync(archiveDir).length >= 400, {
+        timeoutMs: 60_000,
+        intervalMs: 5,
+        message: "prune to archive and remove 400 sessions",
+      });
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
     }
-    child.kill("SIGKILL");
-    await exited;
     const midway = await remaining();
     expect(midway.ended).toBeGreaterThan(0);
     expect(midway.ended).toBeLessThan(SESSIONS);

@@ -11,7 +11,8 @@ import { ConflictPolicy } from "../../gen/sessionmanager/v1/session_manager_serv
 import { FEED_START, type FeedPosition } from "../../src/domain/cursor.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
 import { createInMemoryClient, type SessionClient } from "../support/rpc.js";
-import { cursorsIncrease, query, seededRandom, tableOrder, waitFor, watchInBackground } from "./feed-helpers.js";
+import { waitFor } from "../support/wait.js";
+import { cursorsIncrease, query, seededRandom, tableOrder, watchInBackground } from "./feed-helpers.js";
 
 const sql = openTestDatabase(20);
 const app = createInMemoryClient(sql);
@@ -63,7 +64,7 @@ describe("causal order under contention", () => {
     const perUser = users.map((user) => watchInBackground(app.feed, query({ userId: user.id })));
     const everything = watchInBackground(app.feed, query({}));
     const watchers = [...perUser, everything];
-    await waitFor(() => watchers.every((w) => w.frames.some((f) => f.kind === "caught_up")), "watchers caught up");
+    await waitFor(() => watchers.every((w) => w.frames.some((f) => f.kind === "caught_up")), { message: "watchers caught up" });
 
     await Promise.all(users.flatMap((user) => Array.from({ length: 4 }, () => worker(app.client, user, 12, random))));
 
@@ -71,7 +72,7 @@ describe("causal order under contention", () => {
     const mine = new Set(users.map((user) => user.id));
     const total = tables.reduce((sum, rows) => sum + rows.length, 0);
     const ours = () => everything.events().filter((frame) => mine.has(frame.event.userId));
-    await waitFor(() => perUser.every((w, i) => w.events().length >= tables[i]!.length) && ours().length >= total, `all events (seed ${seed})`);
+    await waitFor(() => perUser.every((w, i) => w.events().length >= tables[i]!.length) && ours().length >= total, { message: `all events (seed ${seed})` });
     await Promise.all(watchers.map((w) => w.stop()));
 
     users.forEach((user, i) => {

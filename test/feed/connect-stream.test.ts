@@ -14,7 +14,7 @@ import type { App } from "../../src/app.js";
 import { comparePositions, decodeCursor } from "../../src/domain/cursor.js";
 import { startTestApp, uniqueId } from "../support/app.js";
 import { expectError } from "../support/rpc.js";
-import { waitFor } from "./feed-helpers.js";
+import { waitFor } from "../support/wait.js";
 
 type LogLine = { level: number; msg: string; rpc?: string; code?: string };
 
@@ -54,7 +54,7 @@ describe("WatchSessionEvents over Connect HTTP/1.1", () => {
     const positions = frames.map((frame) => decodeCursor(frame.cursor));
     positions.slice(1).forEach((position, i) => expect(comparePositions(position, positions[i]!)).toBeGreaterThanOrEqual(0));
 
-    await waitFor(() => watchLines(served.lines).length === 1, "the stream's rpc log line");
+    await waitFor(() => watchLines(served.lines).length === 1, { message: "the stream's rpc log line" });
     expect(watchLines(served.lines)[0]!.code).toBe("Canceled");
     expect(errorsIn(served.lines)).toEqual([]);
   });
@@ -71,7 +71,7 @@ describe("WatchSessionEvents over Connect HTTP/1.1", () => {
       (e: unknown) => ConnectError.from(e),
     );
     expect(error?.code).toBe(Code.DeadlineExceeded);
-    await waitFor(() => watchLines(served.lines).length === before + 1, "the stream's rpc log line");
+    await waitFor(() => watchLines(served.lines).length === before + 1, { message: "the stream's rpc log line" });
     expect(watchLines(served.lines)[before]!.level).toBeLessThan(50);
     expect(errorsIn(served.lines)).toEqual([]);
   });
@@ -84,7 +84,7 @@ describe("WatchSessionEvents over Connect HTTP/1.1", () => {
         if (res.frame.case === "caughtUp") caughtUp = true;
       }
     })();
-    await waitFor(() => caughtUp, "stream caught up");
+    await waitFor(() => caughtUp, { message: "stream caught up" });
     const stopping = other.app.stop();
     await expectError(call, Code.Unavailable, "SERVER_SHUTTING_DOWN");
     await stopping;

@@ -12,7 +12,8 @@ import type { WatchQuery } from "../../src/feed/watch.js";
 import { toEventMessage } from "../../src/transport/convert.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
 import { createInMemoryClient } from "../support/rpc.js";
-import { cursorsIncrease, headCursor, query, tableOrder, waitFor, watchInBackground, type Watcher } from "./feed-helpers.js";
+import { waitFor } from "../support/wait.js";
+import { cursorsIncrease, headCursor, query, tableOrder, watchInBackground, type Watcher } from "./feed-helpers.js";
 
 const sql = openTestDatabase(10);
 // Pages of 4 rows: catch-up and tail reads both cross page boundaries.
@@ -54,7 +55,7 @@ describe("fan-out", () => {
     subscribe("everything, live", {});
     subscribe("user 1 ops, old cursor", { userId: users[1], types: [types[2]!], afterCursor: head0 });
     subscribe("user 2, from beginning", { userId: users[2], fromBeginning: true });
-    await waitFor(() => subs.every((s) => s.watcher.frames.length > 0), "first streams started");
+    await waitFor(() => subs.every((s) => s.watcher.frames.length > 0), { message: "first streams started" });
     for (const userId of users) sessions.push((await app.client.startSession({ recordId: uniqueId("rec"), userId })).session!.sessionId);
     await write(20);
 
@@ -68,11 +69,11 @@ describe("fan-out", () => {
     for (let i = 0; i < 12; i++) subscribe(`session ${i % 3}, mid cursor ${i}`, { sessionId: sessions[i % 3], afterCursor: cursors[i * 3] });
 
     // Everyone reaches the tail: from now on rows arrive through the fan-out only.
-    await waitFor(() => app.feed.stats().attached === subs.length, "every stream attached to the tail reader");
+    await waitFor(() => app.feed.stats().attached === subs.length, { message: "every stream attached to the tail reader" });
     const beforeLast = cursors.length;
     await write(30);
     const end = decodeCursor(cursors.at(-1)!);
-    await waitFor(() => subs.every((s) => s.watcher.lastCursor() !== "" && comparePositions(decodeCursor(s.watcher.lastCursor()), end) >= 0), "every stream past the last write");
+    await waitFor(() => subs.every((s) => s.watcher.lastCursor() !== "" && comparePositions(decodeCursor(s.watcher.lastCursor()), end) >= 0), { message: "every stream past the last write" });
 
     for (const { name, q, watcher } of subs) {
       expect(watcher.failure(), name).toBeNull();

@@ -16,7 +16,7 @@ export function startFeed(sql: Sql, options: Partial<FeedOptions> & { notify?: b
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const notify = options.notify ?? true;
   const feed = createFeed({ sql, pollMs: 20, heartbeatMs: 1_000, log, notifyChannel: notify ? FEED_CHANNEL : null, ...options });
-  const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, notify, log });
+  const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, broadcast: notify, log });
   return {
     feed,
     notifier,
@@ -35,7 +35,12 @@ export function query(fields: Partial<WatchQuery>): WatchQuery {
 /** Names a stream consumed in the background by `watchInBackground`. */
 export type Watcher = ReturnType<typeof watchInBackground>;
 
-/** Consumes `feed.watch(q)` in the background, recording every frame. */
+/**
+ * Consumes `feed.watch(q)` in the background, recording every frame. A stream
+ * that fails, or ends before `stop()`, is a failure: `frames`, `events()` and
+ * `lastCursor()` rethrow it, so "nothing arrived" cannot pass because the
+ * stream died.
+ */
 export function watchInBackground(feed: Feed, q: WatchQuery) {
   const controller = new AbortController();
   const frames: WatchFrame[] = [];
@@ -43,16 +48,25 @@ export function watchInBackground(feed: Feed, q: WatchQuery) {
   const done = (async () => {
     try {
       for await (const frame of feed.watch(q, controller.signal)) frames.push(frame);
+      if (!controller.signal.aborted) failure = new Error("the stream ended before stop()");
     } catch (error) {
-      failure = error;
+      if (!controller.signal.aborted) failure = error;
     }
   })();
+  const received = () => {
+    if (failure !== null) throw failure;
+    return frames;
+  };
   return {
-    frames,
-    /** Returns the event frames received so far. */
-    events: () => frames.flatMap((frame) => (frame.kind === "event" ? [frame] : [])),
-    /** Returns the cursor of the last frame of any kind, or "" before the first. */
-    lastCursor: () => frames.at(-1)?.cursor ?? "",
+    /** Returns every frame received so far; throws the stream's failure. */
+    get frames(): WatchFrame[] {
+      return received();
+    },
+    /** Returns the event frames received so far; throws the stream's failure. */
+    events: () => received().flatMap((frame) => (frame.kind === "event" ? [frame] : [])),
+    /** Returns the cursor of the last frame of any kind, or "" before the first; throws the stream's failure. */
+    lastCursor: () => received().at(-1)?.cursor ?? "",
+    /** Returns the stream's failure, or null. */
     failure: () => failure,
     /** Cancels the stream and waits for it to end. */
     async stop(): Promise<void> {
@@ -60,15 +74,6 @@ export function watchInBackground(feed: Feed, q: WatchQuery) {
       await done;
     },
   };
-}
-
-/** Waits until `check` returns true, or fails with `message` after `timeoutMs`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, message: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${message}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Returns the cursor at the current horizon: every event after it is new. */

@@ -8,6 +8,7 @@ import type { Sql } from "../../src/db/database.js";
 import { readFeed, type FeedFilter } from "../../src/db/feed-repository.js";
 import { positionBelowHorizon, type FeedPosition } from "../../src/domain/cursor.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
+import { waitFor } from "../support/wait.js";
 
 const sql = openTestDatabase(10);
 afterAll(() => sql.end());
@@ -75,11 +76,13 @@ async function drainByIdOrder(state: { lastId: bigint }, mine: Set<string>): Pro
  */
 async function collect(read: () => Promise<string[]>, count: number): Promise<string[]> {
   const seen: string[] = [];
-  const deadline = Date.now() + 10_000;
-  while (seen.length < count && Date.now() < deadline) {
-    seen.push(...(await read()));
-    if (seen.length < count) await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await waitFor(
+    async () => {
+      seen.push(...(await read()));
+      return seen.length >= count;
+    },
+    { timeoutMs: 10_000, message: () => `${count} events of ours (got ${JSON.stringify(seen)})` },
+  );
   seen.push(...(await read()));
   return seen;
 }

@@ -6,7 +6,8 @@
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { databaseUrl, uniqueId } from "../support/app.js";
-import { query, startFeed, waitFor, watchInBackground } from "./feed-helpers.js";
+import { sleep, waitFor } from "../support/wait.js";
+import { query, startFeed, watchInBackground } from "./feed-helpers.js";
 
 let statements = 0;
 const sql = postgres(databaseUrl(), { max: 4, onnotice: () => {}, debug: () => void statements++ });
@@ -16,25 +17,33 @@ afterAll(async () => {
   await sql.end();
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe("idle feed", () => {
   it("stops querying when the last stream ends, and resumes with the next one", async () => {
     const first = watchInBackground(replica.feed, query({ userId: uniqueId("idle") }));
-    await waitFor(() => replica.feed.stats().attached === 1, "stream at the tail");
+    await waitFor(() => replica.feed.stats().attached === 1, { message: "stream at the tail" });
     const before = statements;
-    await sleep(100);
-    expect(statements - before).toBeGreaterThan(3); // polling every 10 ms
+    await waitFor(() => statements - before > 3, { timeoutMs: 1_000, message: "the feed polling every 10 ms" });
+    expect(first.events()).toEqual([]); // and the stream is alive (this throws if it failed)
     await first.stop();
     expect(replica.feed.stats().subscribers).toBe(0);
 
-    await sleep(30); // a read in flight may still finish
+    // A read in flight may still send its statement: wait for a quiet 50 ms
+    // (five poll intervals). A feed that keeps polling never gets there.
+    let seen = -1;
+    await waitFor(
+      () => {
+        const quiet = statements === seen;
+        seen = statements;
+        return quiet;
+      },
+      { timeoutMs: 2_000, intervalMs: 50, message: "the feed to stop querying after its last stream ended" },
+    );
     const idleFrom = statements;
-    await sleep(200);
+    await sleep(200); // proves a negative: no query at all while nobody subscribes
     expect(statements).toBe(idleFrom);
 
     const second = watchInBackground(replica.feed, query({ userId: uniqueId("idle") }));
-    await waitFor(() => replica.feed.stats().attached === 1, "second stream at the tail");
+    await waitFor(() => replica.feed.stats().attached === 1, { message: "second stream at the tail" });
     expect(statements).toBeGreaterThan(idleFrom);
     await second.stop();
   });

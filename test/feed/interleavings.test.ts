@@ -15,6 +15,7 @@ import { comparePositions, decodeCursor, positionBelowHorizon, type FeedPosition
 import { EVERYTHING } from "../../src/feed/filter.js";
 import { createCommitNotifier } from "../../src/feed/notifier.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
+import { sleep, waitFor } from "../support/wait.js";
 import {
   cursorsIncrease,
   headCursor,
@@ -23,7 +24,6 @@ import {
   query,
   startFeed,
   tableOrder,
-  waitFor,
   watchInBackground,
 } from "./feed-helpers.js";
 
@@ -80,7 +80,7 @@ describe.each([
 ])("randomized interleavings, %s", (_name, notify) => {
   const { feed, close } = startFeed(sql, { notify, pollMs: notify ? 200 : 20, heartbeatMs: 100, batchSize: 3 });
   // Announces commits to other replicas only, so with NOTIFY on the wake-up must come through LISTEN.
-  const remote = createCommitNotifier({ sql, wakeLocal: () => {}, notify, log: pino({ level: "silent" }) });
+  const remote = createCommitNotifier({ sql, wakeLocal: () => {}, broadcast: notify, log: pino({ level: "silent" }) });
   afterAll(async () => {
     await remote.close();
     await close();
@@ -124,12 +124,12 @@ describe.each([
           await waitFor(async () => {
             await drain(poller);
             return ours(poller.seen).length >= committed.length;
-          }, "poller got every committed event");
+          }, { message: "poller got every committed event" });
           const table = (await tableOrder(sql, {}, decodeCursor(start), END)).filter((row) => mine.has(row.userId));
           const onlyFirst = table.filter((row) => row.userId === writers[0]!.userId).map((row) => row.eventId);
-          await waitFor(() => all.events().filter((f) => mine.has(f.event.userId)).length >= table.length, "watcher got every event");
-          await waitFor(() => one.events().length >= onlyFirst.length, "filtered watcher got every event");
-          await new Promise((resolve) => setTimeout(resolve, 30)); // room for a stray duplicate to show up
+          await waitFor(() => all.events().filter((f) => mine.has(f.event.userId)).length >= table.length, { message: "watcher got every event" });
+          await waitFor(() => one.events().length >= onlyFirst.length, { message: "filtered watcher got every event" });
+          await sleep(30); // proves a negative: no stray duplicate shows up meanwhile
 
           expect(new Set(table.map((row) => row.eventId))).toEqual(new Set(committed));
           expect(poller.seen.filter((id) => committed.includes(id))).toEqual(table.map((row) => row.eventId));

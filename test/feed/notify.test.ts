@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCommitNotifier, FEED_CHANNEL } from "../../src/feed/notifier.js";
 import { uniqueId } from "../support/app.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
-import { insertEvent, insertSession, query, startFeed, waitFor, watchInBackground } from "./feed-helpers.js";
+import { sleep, waitFor } from "../support/wait.js";
+import { insertEvent, insertSession, query, startFeed, watchInBackground } from "./feed-helpers.js";
 
 const SLOW_POLL_MS = 60_000;
 let db: IsolatedDatabase;
@@ -19,7 +20,8 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** How long a written event must stay undelivered without a wake-up (polling is slowed to a minute). */
+const QUIET_MS = 300;
 
 /** Starts a feed and a caught-up watcher of a new user; returns a function that writes one event for that user. */
 async function watchNewUser(notify: boolean) {
@@ -28,7 +30,7 @@ async function watchNewUser(notify: boolean) {
   const sessionId = uniqueId("sess");
   await insertSession(db.sql, userId, sessionId);
   const watcher = watchInBackground(replica.feed, query({ userId }));
-  await waitFor(() => replica.feed.stats().attached === 1 && replica.feed.stats().listening === notify, "watcher at the tail, LISTEN in place");
+  await waitFor(() => replica.feed.stats().attached === 1 && replica.feed.stats().listening === notify, { message: "watcher at the tail, LISTEN in place" });
   let seq = 0;
   const write = () => insertEvent(db.sql, { userId, sessionId, seq: ++seq, eventId: uniqueId("evt") });
   return { replica, watcher, write };
@@ -45,10 +47,10 @@ describe("NOTIFY wake-ups", () => {
     const { replica, watcher, write } = await watchNewUser(true);
     try {
       await write();
-      await sleep(300);
-      expect(watcher.events()).toEqual([]);
+      await sleep(QUIET_MS); // proves a negative: no delivery without a wake-up
+      expect(watcher.events()).toEqual([]); // throws if the stream died
       await db.sql`select pg_notify(${FEED_CHANNEL}, '')`;
-      await waitFor(() => watcher.events().length === 1, "woken by NOTIFY", 5_000);
+      await waitFor(() => watcher.events().length === 1, { message: "woken by NOTIFY", timeoutMs: 5_000 });
     } finally {
       await watcher.stop();
       await replica.close();
@@ -61,10 +63,10 @@ describe("NOTIFY wake-ups", () => {
       expect(await listenBackends()).toEqual([]);
       await write();
       await db.sql`select pg_notify(${FEED_CHANNEL}, '')`;
-      await sleep(300);
-      expect(watcher.events()).toEqual([]);
+      await sleep(QUIET_MS); // proves a negative: a NOTIFY does not reach a feed that does not LISTEN
+      expect(watcher.events()).toEqual([]); // throws if the stream died
       replica.feed.wake();
-      await waitFor(() => watcher.events().length === 1, "woken locally", 5_000);
+      await waitFor(() => watcher.events().length === 1, { message: "woken locally", timeoutMs: 5_000 });
     } finally {
       await watcher.stop();
       await replica.close();
@@ -75,12 +77,12 @@ describe("NOTIFY wake-ups", () => {
     const { replica, watcher, write } = await watchNewUser(true);
     try {
       await write();
-      await sleep(300);
-      expect(watcher.events()).toEqual([]);
+      await sleep(QUIET_MS); // proves a negative: no delivery without a wake-up
+      expect(watcher.events()).toEqual([]); // throws if the stream died
       const backends = await listenBackends();
       expect(backends.length).toBe(1);
       await db.sql`select pg_terminate_backend(${backends[0]!.pid})`;
-      await waitFor(() => watcher.events().length === 1, "re-read after re-LISTEN", 10_000);
+      await waitFor(() => watcher.events().length === 1, { message: "re-read after re-LISTEN", timeoutMs: 10_000 });
     } finally {
       await watcher.stop();
       await replica.close();
@@ -91,9 +93,10 @@ describe("NOTIFY wake-ups", () => {
     let received = 0;
     const listener = await db.sql.listen(FEED_CHANNEL, () => received++);
     let woken = 0;
-    const notifier = createCommitNotifier({ sql: db.sql, wakeLocal: () => woken++, notify: true, coalesceMs: 50, log: pino({ level: "silent" }) });
+    const notifier = createCommitNotifier({ sql: db.sql, wakeLocal: () => woken++, broadcast: true, coalesceMs: 50, log: pino({ level: "silent" }) });
     for (let i = 0; i < 100; i++) notifier.notify();
-    await sleep(300);
+    await waitFor(() => received >= 1, { message: "the burst's first NOTIFY", timeoutMs: 5_000 });
+    await sleep(QUIET_MS); // proves a negative: at most one more NOTIFY (the coalesced one) follows
     expect(woken).toBe(100);
     expect(received).toBeGreaterThanOrEqual(1);
     expect(received).toBeLessThanOrEqual(2);

@@ -9,7 +9,8 @@ import { comparePositions, decodeCursor, type FeedPosition } from "../../src/dom
 import type { Feed, WatchFrame, WatchQuery } from "../../src/feed/watch.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
 import { createInMemoryClient } from "../support/rpc.js";
-import { cursorsIncrease, headCursor, query, seededRandom, startFeed, tableOrder, waitFor } from "./feed-helpers.js";
+import { sleep, waitFor } from "../support/wait.js";
+import { cursorsIncrease, headCursor, query, seededRandom, startFeed, tableOrder } from "./feed-helpers.js";
 
 const sql = openTestDatabase(12);
 const writer = createInMemoryClient(sql);
@@ -59,7 +60,7 @@ describe("resume", () => {
         const { session } = await writer.client.startSession({ recordId: uniqueId("rec"), userId });
         for (let i = 0; i < 15; i++) {
           const { event } = await writer.client.appendSessionEvent({ recordId: uniqueId("rec"), sessionId: session!.sessionId, type: types[i % 3]!, source: "resume" });
-          if (random() < 0.3) await new Promise((resolve) => setTimeout(resolve, 5));
+          if (random() < 0.3) await sleep(5); // spreads the writes, so cuts land between them: no cut may skip or repeat one
           last = event!.cursor;
         }
         last = (await writer.client.endSession({ recordId: uniqueId("rec"), sessionId: session!.sessionId })).event!.cursor;
@@ -95,6 +96,6 @@ describe("resume", () => {
     const narrow = results[4]!;
     expect(narrow.frames.every((frame) => frame.kind !== "event")).toBe(true);
     expect(comparePositions(narrow.final, end!)).toBeGreaterThanOrEqual(0);
-    await waitFor(() => replicas.every((replica) => replica.feed.stats().subscribers === 0), "streams ended");
+    await waitFor(() => replicas.every((replica) => replica.feed.stats().subscribers === 0), { message: "streams ended" });
   });
 });

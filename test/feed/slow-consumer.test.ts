@@ -10,7 +10,8 @@ import type { WatchFrame } from "../../src/feed/watch.js";
 import type { TailStats } from "../../src/feed/tail-reader.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
 import { createInMemoryClient } from "../support/rpc.js";
-import { cursorsIncrease, query, tableOrder, waitFor, watchInBackground } from "./feed-helpers.js";
+import { waitFor } from "../support/wait.js";
+import { cursorsIncrease, query, tableOrder, watchInBackground } from "./feed-helpers.js";
 
 const QUEUE_FRAMES = 20;
 const APPENDS = 150;
@@ -31,7 +32,7 @@ describe("slow consumer", () => {
     const slowFrames: WatchFrame[] = [(await slow.next()).value as WatchFrame];
     expect(slowFrames[0]!.kind).toBe("caught_up");
     const fast = [watchInBackground(app.feed, query({ userId })), watchInBackground(app.feed, query({ userId }))];
-    await waitFor(() => fast.every((w) => w.frames.length > 0), "fast streams caught up");
+    await waitFor(() => fast.every((w) => w.frames.length > 0), { message: "fast streams caught up" });
 
     // The slow stream takes one live event through the fan-out, then stops reading (suspended, attached).
     const pending = slow.next();
@@ -39,7 +40,7 @@ describe("slow consumer", () => {
     const sessionId = started.session!.sessionId;
     slowFrames.push((await pending).value as WatchFrame);
     expect(slowFrames[1]!.kind).toBe("event");
-    await waitFor(() => app.feed.stats().attached === 3, "all three streams at the tail");
+    await waitFor(() => app.feed.stats().attached === 3, { message: "all three streams at the tail" });
     const samples: TailStats[] = [];
     for (let i = 0; i < APPENDS; i++) {
       await app.client.appendSessionEvent({ recordId: uniqueId("rec"), sessionId, type: "care.tick", source: "slow-test", payload: { i } });
@@ -47,7 +48,7 @@ describe("slow consumer", () => {
     }
     const table = await tableOrder(sql, { userId }, FEED_START, END);
     expect(table.length).toBe(APPENDS + 1);
-    await waitFor(() => fast.every((w) => w.events().length >= table.length), "fast streams got every event while the slow one stalled");
+    await waitFor(() => fast.every((w) => w.events().length >= table.length), { message: "fast streams got every event while the slow one stalled" });
     samples.push(app.feed.stats());
 
     expect(Math.max(...samples.map((s) => s.maxQueuedFrames))).toBeLessThanOrEqual(QUEUE_FRAMES);

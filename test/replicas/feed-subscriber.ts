@@ -4,8 +4,9 @@
  * (cancelled on purpose, or failed because a replica or the database went
  * away), resumes with that cursor on another live replica.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { createBackoff, type Backoff } from "../../src/cli/backoff.js";
+import { waitFor } from "../support/wait.js";
 import type { Replica } from "./replica-process.js";
 
 /** Names a subscriber's filters, as in WatchSessionEventsRequest. */
@@ -68,18 +69,28 @@ export function createSubscriber(name: string, filter: FeedFilter, startCursor: 
   return { name, filter, startCursor, cursor: startCursor, deliveries: [], segments: 0, errors: {}, journal: [] };
 }
 
-/** Streams into `subscriber` until `options.signal` aborts, resuming on another replica after every end. */
+/**
+ * Streams into `subscriber` until `options.signal` aborts, resuming on another
+ * replica after every end, and after a failure with the CLI's reconnect backoff.
+ *
+ * @throws Error when no replica is alive for a minute.
+ */
 export async function runSubscriber(subscriber: Subscriber, options: SubscriberOptions): Promise<void> {
+  const backoff = createBackoff({ initialMs: 30, maxMs: 500 });
   let previous: Replica | null = null;
   while (!options.signal.aborted) {
     const replica = pickReplica(options.replicas(), previous, options.offset + subscriber.segments);
     if (replica === null) {
-      await sleep(50);
+      await waitFor(() => options.signal.aborted || options.replicas().length > 0, {
+        timeoutMs: 60_000,
+        intervalMs: 20,
+        message: `a live replica for subscriber ${subscriber.name}`,
+      });
       continue;
     }
     previous = replica;
     subscriber.segments += 1;
-    await streamOnce(subscriber, replica, options);
+    await streamOnce(subscriber, replica, options, backoff);
   }
 }
 
@@ -89,7 +100,7 @@ function pickReplica(alive: Replica[], previous: Replica | null, turn: number): 
   return choices.length === 0 ? null : choices[turn % choices.length]!;
 }
 
-async function streamOnce(subscriber: Subscriber, replica: Replica, options: SubscriberOptions): Promise<void> {
+async function streamOnce(subscriber: Subscriber, replica: Replica, options: SubscriberOptions, backoff: Backoff): Promise<void> {
   const segment = new AbortController();
   const timer = options.churnMs ? setTimeout(() => segment.abort(), randomBetween(options.churnMs)) : undefined;
   const signal = AbortSignal.any([segment.signal, options.signal]);
@@ -112,6 +123,7 @@ async function streamOnce(subscriber: Subscriber, replica: Replica, options: Sub
       }
       note(frame.case, frame.value.cursor, frame.case === "event" ? frame.value.eventId : "");
       subscriber.cursor = frame.value.cursor;
+      backoff.reset();
     }
     note("end", "", "");
   } catch (error) {
@@ -121,7 +133,7 @@ async function streamOnce(subscriber: Subscriber, replica: Replica, options: Sub
       const code = Code[ConnectError.from(error).code];
       subscriber.errors[code] = (subscriber.errors[code] ?? 0) + 1;
       note("error", "", code);
-      await sleep(30);
+      await backoff.wait(options.signal);
     }
   } finally {
     clearTimeout(timer);

