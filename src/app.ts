@@ -5,7 +5,7 @@
 import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
-import { openDatabase, pingDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
+import { checkDatabase, openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
 import { migrate } from "./db/migrate.js";
 import type { Feed } from "./feed/watch.js";
 import type { SessionService } from "./service/session-service.js";
@@ -42,7 +42,10 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
 
   const { service, feed, sweeper, close: closeWiring } = wireService({ ...config, sql, log });
   sweeper?.start();
-  const isServing = () => pingDatabase(sql);
+  const isServing = () => checkDatabase(sql).then(
+    () => true,
+    () => false,
+  );
   const shutdown = new AbortController();
   const routes = createRoutes({ service, feed, isServing, shutdown: shutdown.signal });
   const interceptors = [createAccessInterceptor(log), createValidateInterceptor()];

@@ -48,10 +48,9 @@ export function openDatabase(options: DatabaseOptions): Sql {
   });
 }
 
-/** Resolves true when the database answers a trivial query (for health checks). */
-export async function pingDatabase(sql: Sql): Promise<boolean> {
+/** Resolves when the database answers a trivial query; rejects with the driver's error when it cannot. */
+export async function checkDatabase(sql: Sql): Promise<void> {
   await sql`select 1`;
-  return true;
 }
 
 /** Configures `startEmbeddedPostgres`. */

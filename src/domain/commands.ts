@@ -33,8 +33,8 @@ export interface EndCommand {
   eventTime: Date | null;
 }
 
-/** Holds a PauseSession or ResumeSession request. */
-export interface PauseCommand {
+/** Holds a PauseSession or ResumeSession request (they take the same fields). */
+export interface PauseResumeCommand {
   recordId: string;
   sessionId: string;
 }
@@ -68,19 +68,19 @@ export function requestHash<T extends { recordId: string }>(method: string, comm
 }
 
 /**
- * Decides whether a request whose record_id is already in the log is a retry.
+ * Classifies a request by what its record_id already recorded (AIP-155):
+ * "new" if the key is unused, "retry" if it recorded this same request.
  *
- * @returns true for a retry (same request), false if the key is unused.
- * @throws DomainError RECORD_ID_REUSED if the key was used for another request.
+ * @throws DomainError RECORD_ID_REUSED if the key recorded a different request.
  */
-export function isReplay(existing: { recordId: string; requestHash: string } | null, hash: string): boolean {
-  if (existing === null) return false;
+export function classifyRequest(existing: { recordId: string; requestHash: string } | null, hash: string): "new" | "retry" {
+  if (existing === null) return "new";
   if (existing.requestHash !== hash) {
     throw new DomainError("RECORD_ID_REUSED", "record_id was already used for a different request", {
       record_id: existing.recordId,
     });
   }
-  return true;
+  return "retry";
 }
 
 /** Checks the parts of a StartSession request that the proto cannot express. */

@@ -51,7 +51,7 @@ export interface TailStats {
   /** Times a full queue detached a subscriber. */
   overflows: number;
   /** True once LISTEN is in place (it stays true while postgres.js reconnects it). */
-  listening: boolean;
+  hasListened: boolean;
 }
 
 /** The replica's shared tail reader (see the module comment for its invariant). */
@@ -190,7 +190,7 @@ export function createTailReader(options: TailReaderOptions): TailReader {
         queuedFrames: queues.reduce((sum, n) => sum + n, 0),
         maxQueuedFrames: Math.max(0, ...queues),
         overflows,
-        listening: wakeUps.listening(),
+        hasListened: wakeUps.hasListened(),
       };
     },
 

@@ -66,7 +66,7 @@ export function createWakeUps(options: WakeUpOptions) {
     },
 
     /** Tells whether LISTEN has been in place (it stays true while postgres.js reconnects). */
-    listening: (): boolean => listened,
+    hasListened: (): boolean => listened,
 
     /** Stops polling and LISTEN for good. */
     close(): void {

@@ -1,8 +1,8 @@
 /**
  * The session service: loads state, applies the domain rules and stores the
  * result, one transaction per mutating request. It knows SQL only through the
- * repository and nothing about the transport, so any RPC adapter (Connect
- * today, a plain grpc-js server later) can sit in front of it.
+ * repositories and nothing about the transport: both RPC adapters (connect-node
+ * and grpc-js) call the same instance.
  *
  * Every write transaction takes the user's advisory lock first and reads the
  * state and the database clock after it, so decisions see the latest
@@ -17,11 +17,11 @@ import {
   checkAppend,
   checkStart,
   checkUpdate,
-  isReplay,
+  classifyRequest,
   requestHash,
   type AppendCommand,
   type EndCommand,
-  type PauseCommand,
+  type PauseResumeCommand,
   type StartCommand,
   type UpdateCommand,
 } from "../domain/commands.js";
@@ -88,8 +88,74 @@ export interface Page<T> {
   nextPageToken: string;
 }
 
-/** Names the operations of the session service. */
-export type SessionService = ReturnType<typeof createSessionService>;
+/**
+ * The session lifecycle and the event log, one transaction per mutating
+ * call (the contract's comments in proto/ give each RPC's rules).
+ */
+export interface SessionService {
+  /**
+   * Starts a session. Records the end of the user's lapsed or superseded
+   * session first, in the same transaction.
+   *
+   * @throws DomainError ACTIVE_SESSION_EXISTS, RECORD_ID_REUSED, INVALID_REQUEST.
+   */
+  startSession(command: StartCommand): Promise<Outcome<SessionWithEvent>>;
+  /**
+   * Ends a session. Ending an ended session returns its original end event;
+   * ending a lapsed one records and returns its timeout end.
+   *
+   * @throws DomainError SESSION_NOT_FOUND, RECORD_ID_REUSED.
+   */
+  endSession(command: EndCommand): Promise<Outcome<SessionWithEvent>>;
+  /**
+   * Moves a session's idle deadline (no event is written).
+   *
+   * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, SESSION_PAUSED.
+   */
+  heartbeatSession(sessionId: string): Promise<Session>;
+  /**
+   * Appends a caller's event at the session's next seq.
+   *
+   * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, SESSION_PAUSED, RESERVED_EVENT_TYPE, RECORD_ID_REUSED, INVALID_REQUEST.
+   */
+  appendSessionEvent(command: AppendCommand): Promise<Outcome<{ event: SessionEvent }>>;
+  /**
+   * Stops the idle clock; pausing a paused session changes nothing (and is recorded, so its retry never acts).
+   *
+   * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, RECORD_ID_REUSED.
+   */
+  pauseSession(command: PauseResumeCommand): Promise<Outcome<{ session: Session }>>;
+  /**
+   * Restarts the idle clock from now; resuming an active session changes nothing.
+   *
+   * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, RECORD_ID_REUSED.
+   */
+  resumeSession(command: PauseResumeCommand): Promise<Outcome<{ session: Session }>>;
+  /**
+   * Replaces metadata and/or is_training_data, also on ended sessions (curation).
+   *
+   * @throws DomainError SESSION_NOT_FOUND, RECORD_ID_REUSED, INVALID_REQUEST.
+   */
+  updateSession(command: UpdateCommand): Promise<Outcome<{ session: Session }>>;
+  /**
+   * Returns a session as of the database's now (a lapsed session reads as ENDED).
+   *
+   * @throws DomainError SESSION_NOT_FOUND.
+   */
+  getSession(sessionId: string): Promise<Session>;
+  /**
+   * Lists sessions newest first (start_time, then session_id).
+   *
+   * @throws DomainError INVALID_PAGE_TOKEN.
+   */
+  listSessions(query: ListSessionsQuery): Promise<Page<Session>>;
+  /**
+   * Lists a session's events in seq order.
+   *
+   * @throws DomainError SESSION_NOT_FOUND, INVALID_PAGE_TOKEN.
+   */
+  listSessionEvents(query: ListSessionEventsQuery): Promise<Page<SessionEvent>>;
+}
 
 const DEFAULT_PAGE_SIZE = 50;
 
@@ -98,7 +164,7 @@ function notFound(sessionId: string): DomainError {
 }
 
 /** Creates the session service. */
-export function createSessionService(options: SessionServiceOptions) {
+export function createSessionService(options: SessionServiceOptions): SessionService {
   const { sql, defaultIdleTimeoutMs, log } = options;
   const committed = options.onEventsCommitted ?? (() => {});
   const transaction = <T>(work: (tx: Transaction) => Promise<T>) => inTransaction(sql, log, work);
@@ -138,13 +204,13 @@ export function createSessionService(options: SessionServiceOptions) {
    */
   async function changeSession(
     method: string,
-    command: PauseCommand | UpdateCommand,
+    command: PauseResumeCommand | UpdateCommand,
     plan: (session: Session, hash: string, now: Date) => SessionChange | null,
   ): Promise<Outcome<{ session: Session }>> {
     const hash = requestHash(method, command);
     const outcome = await transaction(async (tx) => {
       const { session, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
-      if (isReplay(record, hash)) return { session: effectiveSession(session, now), replayed: true };
+      if (classifyRequest(record, hash) === "retry") return { session: effectiveSession(session, now), replayed: true };
       // A lapsed session's end is recorded first, so the log stays in time order.
       const lapse = planLapse(session, now);
       const current = lapse?.after ?? session;
@@ -162,12 +228,6 @@ export function createSessionService(options: SessionServiceOptions) {
   }
 
   return {
-    /**
-     * Starts a session (see StartSession in the proto). Records the end of
-     * the user's lapsed or superseded session first, in the same transaction.
-     *
-     * @throws DomainError ACTIVE_SESSION_EXISTS, RECORD_ID_REUSED, INVALID_REQUEST.
-     */
     async startSession(command: StartCommand): Promise<Outcome<SessionWithEvent>> {
       checkStart(command);
       const hash = requestHash("StartSession", command);
@@ -178,7 +238,7 @@ export function createSessionService(options: SessionServiceOptions) {
           repo.findUserHistory(tx, command.userId),
           readClock(tx),
         ]);
-        if (isReplay(record, hash)) {
+        if (classifyRequest(record, hash) === "retry") {
           const stored = await repo.findSession(tx, existing!.sessionId);
           return { session: sessionAsStarted(stored!, existing!), event: existing!, replayed: true };
         }
@@ -193,17 +253,11 @@ export function createSessionService(options: SessionServiceOptions) {
       return announce(outcome);
     },
 
-    /**
-     * Ends a session. Ending an ended session returns its original end event;
-     * ending a lapsed one records and returns its timeout end.
-     *
-     * @throws DomainError SESSION_NOT_FOUND, RECORD_ID_REUSED.
-     */
     async endSession(command: EndCommand): Promise<Outcome<SessionWithEvent>> {
       const hash = requestHash("EndSession", command);
       const outcome = await transaction(async (tx): Promise<Outcome<SessionWithEvent>> => {
         const { session, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
-        if (isReplay(record, hash) || session.state === "ended") {
+        if (classifyRequest(record, hash) === "retry" || session.state === "ended") {
           const end = await repo.findEventByType(tx, session, LIFECYCLE_TYPES.ended);
           return { session, event: end!, replayed: true };
         }
@@ -214,11 +268,6 @@ export function createSessionService(options: SessionServiceOptions) {
       return announce(outcome);
     },
 
-    /**
-     * Records activity on a session.
-     *
-     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, SESSION_PAUSED.
-     */
     async heartbeatSession(sessionId: string): Promise<Session> {
       return transaction(async (tx) => {
         const { session, now } = await loadForWrite(tx, sessionId, null);
@@ -228,67 +277,37 @@ export function createSessionService(options: SessionServiceOptions) {
       });
     },
 
-    /**
-     * Appends a caller's event to a session.
-     *
-     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, SESSION_PAUSED, RESERVED_EVENT_TYPE, RECORD_ID_REUSED, INVALID_REQUEST.
-     */
     async appendSessionEvent(command: AppendCommand): Promise<Outcome<{ event: SessionEvent }>> {
       checkAppend(command);
       const hash = requestHash("AppendSessionEvent", command);
       const outcome = await transaction(async (tx) => {
         const { session, existing, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
-        if (isReplay(record, hash)) return { event: existing!, replayed: true };
+        if (classifyRequest(record, hash) === "retry") return { event: existing!, replayed: true };
         const [event] = await store(tx, [planAppend(session, command, hash, now)]);
         return { event: event!, replayed: false };
       });
       return announce(outcome);
     },
 
-    /**
-     * Pauses a session.
-     *
-     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, RECORD_ID_REUSED.
-     */
-    pauseSession(command: PauseCommand): Promise<Outcome<{ session: Session }>> {
+    pauseSession(command: PauseResumeCommand): Promise<Outcome<{ session: Session }>> {
       return changeSession("PauseSession", command, (session, hash, now) => planPause(session, command.recordId, hash, now));
     },
 
-    /**
-     * Resumes a session.
-     *
-     * @throws DomainError SESSION_NOT_FOUND, SESSION_ENDED, RECORD_ID_REUSED.
-     */
-    resumeSession(command: PauseCommand): Promise<Outcome<{ session: Session }>> {
+    resumeSession(command: PauseResumeCommand): Promise<Outcome<{ session: Session }>> {
       return changeSession("ResumeSession", command, (session, hash, now) => planResume(session, command.recordId, hash, now));
     },
 
-    /**
-     * Updates a session's metadata and/or is_training_data.
-     *
-     * @throws DomainError SESSION_NOT_FOUND, RECORD_ID_REUSED, INVALID_REQUEST.
-     */
     updateSession(command: UpdateCommand): Promise<Outcome<{ session: Session }>> {
       checkUpdate(command);
       return changeSession("UpdateSession", command, (session, hash, now) => planUpdate(session, command, hash, now));
     },
 
-    /**
-     * Returns a session as of now (a lapsed session reads as ENDED).
-     *
-     * @throws DomainError SESSION_NOT_FOUND.
-     */
     async getSession(sessionId: string): Promise<Session> {
       const read = await inRead(sql, (ex) => repo.findSessionWithClock(ex, sessionId));
       if (read === null) throw notFound(sessionId);
       return effectiveSession(read.session, read.now);
     },
 
-    /**
-     * Lists sessions newest first.
-     *
-     * @throws DomainError INVALID_PAGE_TOKEN.
-     */
     async listSessions(query: ListSessionsQuery): Promise<Page<Session>> {
       const filters = { userId: query.userId, state: query.state };
       const position = decodePageToken(query.pageToken, filters);
@@ -302,11 +321,6 @@ export function createSessionService(options: SessionServiceOptions) {
       return { items, nextPageToken };
     },
 
-    /**
-     * Lists a session's events in seq order.
-     *
-     * @throws DomainError SESSION_NOT_FOUND, INVALID_PAGE_TOKEN.
-     */
     async listSessionEvents(query: ListSessionEventsQuery): Promise<Page<SessionEvent>> {
       const filters = { sessionId: query.sessionId };
       const position = decodePageToken(query.pageToken, filters);

@@ -40,11 +40,20 @@ export interface SweepResult {
   ended: number;
 }
 
-/** Names the sweeper created by `createSweeper`. */
-export type Sweeper = ReturnType<typeof createSweeper>;
+/** Ends lapsed sessions in the background; any number may run against one database. */
+export interface Sweeper {
+  /** Runs batches while they come back full; resolves with how many sessions were ended. */
+  sweep(): Promise<number>;
+  /** Ends the lapsed sessions of one batch (one transaction). */
+  sweepBatch(): Promise<SweepResult>;
+  /** Starts a pass every `intervalMs` in the background. */
+  start(): void;
+  /** Stops after the current batch; resolves when it has. */
+  stop(): Promise<void>;
+}
 
 /** Creates a sweeper; call `start()` to run it in the background, `stop()` to end it. */
-export function createSweeper(options: SweeperOptions) {
+export function createSweeper(options: SweeperOptions): Sweeper {
   const { sql, log, intervalMs } = options;
   const batchSize = options.batchSize ?? 500;
   const committed = options.onEventsCommitted ?? (() => {});
@@ -52,7 +61,6 @@ export function createSweeper(options: SweeperOptions) {
   let stopping = false;
   let wake: (() => void) | null = null;
 
-  /** Ends the lapsed sessions of one batch. */
   async function sweepBatch(): Promise<SweepResult> {
     const result = await inTransaction(sql, log, async (tx) => {
       const locked = await lockLapsedSessions(tx, batchSize);
@@ -66,7 +74,6 @@ export function createSweeper(options: SweeperOptions) {
     return result;
   }
 
-  /** Runs batches while they come back full; returns how many sessions were ended. */
   async function sweep(): Promise<number> {
     let total = 0;
     for (;;) {
@@ -99,11 +106,9 @@ export function createSweeper(options: SweeperOptions) {
   return {
     sweep,
     sweepBatch,
-    /** Starts sweeping in the background. */
     start(): void {
       if (running === null) running = loop();
     },
-    /** Stops after the current batch. */
     async stop(): Promise<void> {
       stopping = true;
       wake?.();

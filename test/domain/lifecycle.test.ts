@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { chainHash, verifyChain } from "../../src/domain/chain.js";
-import { checkAppend, isReplay, requestHash, type StartCommand } from "../../src/domain/commands.js";
+import { checkAppend, classifyRequest, requestHash, type StartCommand } from "../../src/domain/commands.js";
 import { DomainError } from "../../src/domain/errors.js";
 import {
   planAppend,
@@ -165,9 +165,9 @@ describe("idempotency keys", () => {
 
   it("tells a retry from a reused record_id", () => {
     const { event } = start();
-    expect(isReplay(null, "h")).toBe(false);
-    expect(isReplay(event, "h")).toBe(true);
-    expect(reasonOf(() => isReplay(event, "other"))).toBe("RECORD_ID_REUSED");
+    expect(classifyRequest(null, "h")).toBe("new");
+    expect(classifyRequest(event, "h")).toBe("retry");
+    expect(reasonOf(() => classifyRequest(event, "other"))).toBe("RECORD_ID_REUSED");
   });
 });
 

@@ -30,7 +30,7 @@ async function watchNewUser(notify: boolean) {
   const sessionId = uniqueId("sess");
   await insertSession(db.sql, userId, sessionId);
   const watcher = watchInBackground(replica.feed, query({ userId }));
-  await waitFor(() => replica.feed.stats().attached === 1 && replica.feed.stats().listening === notify, { message: "watcher at the tail, LISTEN in place" });
+  await waitFor(() => replica.feed.stats().attached === 1 && replica.feed.stats().hasListened === notify, { message: "watcher at the tail, LISTEN in place" });
   let seq = 0;
   const write = () => insertEvent(db.sql, { userId, sessionId, seq: ++seq, eventId: uniqueId("evt") });
   return { replica, watcher, write };
