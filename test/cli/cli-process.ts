@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { databaseUrl } from "../support/app.js";
+import { waitFor } from "../support/wait.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const NODE = `${ROOT}node_modules/.bin/node`;
@@ -61,13 +62,15 @@ export function startCli(args: string[], env: Record<string, string> = {}): Runn
     lines,
     stderr: () => stderr,
     async waitFor(predicate, timeoutMs = 20_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!predicate(lines)) {
-        if (child.exitCode !== null || Date.now() > deadline) {
-          throw new Error(`condition not met (exit ${child.exitCode}); stdout:\n${lines.join("\n")}\nstderr:\n${stderr}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      const describe = () => `condition (exit ${child.exitCode}); stdout:\n${lines.join("\n")}\nstderr:\n${stderr}`;
+      await waitFor(
+        () => {
+          if (predicate(lines)) return true;
+          if (child.exitCode !== null) throw new Error(`the CLI exited before the ${describe()}`);
+          return false;
+        },
+        { timeoutMs, intervalMs: 25, message: describe },
+      );
     },
     async stop(signal = "SIGINT") {
       if (child.exitCode === null) child.kill(signal);

@@ -13,6 +13,7 @@ import type { App } from "../../src/app.js";
 import { startTestApp, uniqueId } from "../support/app.js";
 import { startCli, type RunningCli } from "./cli-process.js";
 import { freePort } from "../support/ports.js";
+import { sleep } from "../support/wait.js";
 
 interface PrintedEvent {
   eventId: string;
@@ -92,7 +93,7 @@ describe("tail", () => {
     const more = await writeEvents(userId, 2, first[0]!.sessionId);
     const resumed = tail(["--url", url, "--user", userId, "--after", printed.at(-1)!.cursor]);
     await resumed.waitFor(eventCount(2));
-    await new Promise((resolve) => setTimeout(resolve, 300)); // room for a wrongly repeated event
+    await sleep(300); // proves no event is repeated within 300 ms
     expect(await resumed.stop("SIGINT")).toBe(0);
     expect(printedEvents(resumed.lines).map((event) => event.eventId)).toEqual(more.map((event) => event.eventId));
   });

@@ -15,6 +15,7 @@ import { EndReason, SessionState } from "../../gen/sessionmanager/v1/session_pb.
 import type { App } from "../../src/app.js";
 import { startTestApp, uniqueId } from "../support/app.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
+import { waitFor } from "../support/wait.js";
 
 const run = promisify(execFile);
 let db: IsolatedDatabase;
@@ -66,12 +67,13 @@ describe("operations", () => {
     const rpc = client();
     const { session } = await rpc.startSession({ recordId: uniqueId("rec"), userId: uniqueId("user"), idleTimeout: { seconds: 1n } });
     const sessionId = session!.sessionId;
-    let events: string[] = [];
-    const deadline = Date.now() + 10_000;
-    while (events.length < 2 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      events = (await rpc.listSessionEvents({ sessionId })).events.map((e) => e.type);
-    }
+    const events = await waitFor(
+      async () => {
+        const types = (await rpc.listSessionEvents({ sessionId })).events.map((e) => e.type);
+        return types.length >= 2 && types;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, message: "the sweeper's session.ended event" },
+    );
     expect(events).toEqual(["session.started", "session.ended"]);
     expect((await rpc.getSession({ sessionId })).session).toMatchObject({ state: SessionState.ENDED, endReason: EndReason.IDLE_TIMEOUT, lastSeq: 2n });
   });

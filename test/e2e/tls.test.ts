@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
@@ -43,6 +43,12 @@ describe("TLS", () => {
 
   it("refuses plaintext on the TLS port", async () => {
     const plain = createClient(SessionManagerService, createConnectTransport({ baseUrl: `http://127.0.0.1:${app.port}`, httpVersion: "1.1" }));
-    await expect(plain.getSession({ sessionId: "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV" })).rejects.toThrow();
+    // The TLS port resets a plaintext connection: the client sees the reset, never an answer.
+    const error = await plain.getSession({ sessionId: "sess_01ARZ3NDEKTSV4RRFFQ69G5FAV" }).then(
+      () => null,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(error).toMatchObject({ code: Code.Aborted, isWireError: false });
+    expect((error!.cause as NodeJS.ErrnoException).code).toBe("ECONNRESET");
   });
 });

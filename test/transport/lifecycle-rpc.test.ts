@@ -10,6 +10,7 @@ import { StartSessionResponseSchema, EndSessionResponseSchema } from "../../gen/
 import { EndReason, SessionState } from "../../gen/sessionmanager/v1/session_pb.js";
 import { encodePageToken } from "../../src/domain/page-token.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
+import { waitFor } from "../support/wait.js";
 import { createInMemoryClient, errorMetadata, expectError } from "../support/rpc.js";
 
 const sql = openTestDatabase(20);
@@ -204,7 +205,8 @@ describe("HeartbeatSession and GetSession", () => {
   it("moves last_activity_time and expire_time without writing an event", async () => {
     const started = await start(undefined, { idleTimeout: { seconds: 60n } });
     const sessionId = started.session!.sessionId;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The database clock must move past the start: wait until it has, not for a fixed time.
+    await waitFor(async () => (await sql<[{ later: boolean }]>`select clock_timestamp() > ${timestampDate(started.session!.lastActivityTime!)} as later`)[0].later);
     const { session } = await client.heartbeatSession({ sessionId });
     const last = timestampDate(session!.lastActivityTime!).getTime();
     expect(last).toBeGreaterThan(timestampDate(started.session!.lastActivityTime!).getTime());
