@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the feed tests: a feed wired like src/app.ts, background
+ * Shared pieces of the feed tests: a feed wired by src/wiring.ts, background
  * watchers, and the table's own order for a filter, written independently of
  * the feed's SQL so the two can disagree.
  */
@@ -8,23 +8,32 @@ import type postgres from "postgres";
 import type { Sql } from "../../src/db/database.js";
 import { readFeedBounds } from "../../src/db/feed-repository.js";
 import { comparePositions, decodeCursor, encodeCursor, positionBelowHorizon, type FeedPosition } from "../../src/domain/cursor.js";
-import { createCommitNotifier, FEED_CHANNEL } from "../../src/feed/notifier.js";
-import { createFeed, type Feed, type FeedOptions, type WatchFrame, type WatchQuery } from "../../src/feed/watch.js";
+import type { Feed, WatchFrame, WatchQuery } from "../../src/feed/watch.js";
+import { wireService } from "../../src/wiring.js";
 
-/** Creates a feed with test-friendly settings and its commit notifier. */
-export function startFeed(sql: Sql, options: Partial<FeedOptions> & { notify?: boolean } = {}) {
-  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
-  const notify = options.notify ?? true;
-  const feed = createFeed({ sql, pollMs: 20, heartbeatMs: 1_000, log, notifyChannel: notify ? FEED_CHANNEL : null, ...options });
-  const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, broadcast: notify, log });
-  return {
-    feed,
-    notifier,
-    async close() {
-      feed.close();
-      await notifier.close();
-    },
-  };
+/** Configures `startFeed`: the feed's settings, with test-friendly defaults. */
+export interface StartFeedOptions {
+  /** LISTEN/NOTIFY wake-ups (FEED_NOTIFY). Default on. */
+  notify?: boolean;
+  pollMs?: number;
+  heartbeatMs?: number;
+  queueFrames?: number;
+  batchSize?: number;
+}
+
+/** Wires a replica's service and feed (src/wiring.ts) with test-friendly settings and no sweeper. */
+export function startFeed(sql: Sql, options: StartFeedOptions = {}) {
+  return wireService({
+    sql,
+    log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    defaultIdleTimeoutMs: 1_800_000,
+    watchPollMs: options.pollMs ?? 20,
+    watchHeartbeatMs: options.heartbeatMs ?? 1_000,
+    watchQueueFrames: options.queueFrames,
+    feedBatchSize: options.batchSize,
+    feedNotify: options.notify ?? true,
+    sweepIntervalMs: 0,
+  });
 }
 
 /** Builds a full WatchQuery from the fields a test cares about. */
