@@ -1,32 +1,13 @@
 /**
- * `session-manager export`: writes events from the database as JSON Lines in
- * the CloudEvents 1.0 JSON format (see cloud-events.ts), one event per line.
- *
- * What it exports: one session's timeline (`--session`, in seq order), one
- * user's events (`--user`), or a range of the global feed (`--after` /
- * `--from-beginning`, optional `--until`); the last two in feed order
- * (tx_id, id), the order WatchSessionEvents delivers. Only events below the
- * visibility horizon read at the start are exported, so the result is a
- * stable snapshot: no event can later appear inside a range already written,
- * and a later run of the same range with `--until` writes the same lines.
- * Rows are read in keyset pages, so memory stays flat however large the
- * export.
+ * `session-manager export`: parses the options, runs the export use case
+ * (src/service/export.ts: a stable snapshot of one session's timeline, one
+ * user's events or a range of the global feed, as CloudEvents JSON Lines)
+ * into stdout or `--out`, and reports progress and the count on stderr.
  */
 import pino from "pino";
 import type { Config } from "../config.js";
-import type { Sql } from "../db/database.js";
-import {
-  countFeedRange,
-  countSession,
-  findSessionOwner,
-  readFeedRangePage,
-  readSessionPage,
-  type FeedRangeFilter,
-} from "../db/export-repository.js";
-import { readFeedBounds } from "../db/feed-repository.js";
-import { decodeCursor, encodeCursor, FEED_START, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
-import type { SessionEvent } from "../domain/session.js";
-import { toCloudEvent } from "./cloud-events.js";
+import { decodeCursor, encodeCursor, type FeedPosition } from "../domain/cursor.js";
+import { exportEvents, type ExportSelection, type ExportSink } from "../service/export.js";
 import { openCommandDatabase, type CommandDatabase } from "./database.js";
 import { openLineOutput, type LineOutput } from "./line-output.js";
 import { exitWithUsage, parseCommandOptions } from "./options.js";
@@ -62,13 +43,7 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-const PAGE_SIZE = 1000;
 const SESSION_ID = /^sess_[0-9A-HJKMNP-TV-Z]{26}$/;
-
-/** Names what an export reads: one session in seq order, or a feed range in feed order. */
-type Selection =
-  | { kind: "session"; sessionId: string; trainingDataOnly: boolean }
-  | { kind: "feed"; filter: FeedRangeFilter };
 
 /** Runs the export command; see USAGE. Exits 2 on bad options, 1 on failure. */
 export async function exportCommand(args: string[], config: Config): Promise<void> {
@@ -81,7 +56,7 @@ export async function exportCommand(args: string[], config: Config): Promise<voi
   try {
     database = await openCommandDatabase(config, log);
     const output = await openLineOutput(options.out ?? null);
-    const count = await exportEvents(database.sql, selection, output);
+    const count = await exportTo(database, selection, output);
     await output.close();
     process.stderr.write(`exported ${count} events\n`);
   } catch (error) {
@@ -103,7 +78,7 @@ function toSelection(options: {
   "from-beginning"?: boolean;
   until?: string;
   "training-data-only"?: boolean;
-}): Selection {
+}): ExportSelection {
   const trainingDataOnly = options["training-data-only"] === true;
   const fromBeginning = options["from-beginning"] === true;
   if (options.session !== undefined) {
@@ -131,56 +106,23 @@ function cursorOption(name: string, cursor: string): FeedPosition {
   }
 }
 
-/** Streams the selected events to `output`, page by page; returns how many it wrote. */
-async function exportEvents(sql: Sql, selection: Selection, output: LineOutput): Promise<number> {
-  const { horizon } = await readFeedBounds(sql);
-  if (selection.kind === "session") return exportSession(sql, selection, horizon, output);
-  return exportFeedRange(sql, selection.filter, horizon, output);
-}
-
-async function exportSession(
-  sql: Sql,
-  selection: { sessionId: string; trainingDataOnly: boolean },
-  horizon: bigint,
-  output: LineOutput,
-): Promise<number> {
-  const userId = await findSessionOwner(sql, selection.sessionId);
-  if (userId === null) throw new Error(`no session ${selection.sessionId}`);
-  const owner = { userId, sessionId: selection.sessionId };
-  const progress = await createProgress(() => countSession(sql, owner, selection.trainingDataOnly, horizon));
-  let afterSeq = 0;
-  for (;;) {
-    const events = await readSessionPage(sql, owner, selection.trainingDataOnly, horizon, afterSeq, PAGE_SIZE);
-    if (events.length === 0) break;
-    await writePage(output, events, progress);
-    afterSeq = events.at(-1)!.seq;
+/** Runs the export into `output` with a progress display; returns how many events it wrote. */
+async function exportTo(database: CommandDatabase, selection: ExportSelection, output: LineOutput): Promise<number> {
+  let progress: Progress | undefined;
+  const sink: ExportSink = {
+    async begin(count) {
+      progress = await createProgress(count);
+    },
+    async write(lines, events) {
+      await output.write(lines);
+      progress!.advance(events);
+    },
+  };
+  const report = await exportEvents(database.sql, selection, sink);
+  progress?.finish();
+  // Tells the operator when --until lies beyond what was committed at the start.
+  if (report.uncommittedAfter !== null) {
+    process.stderr.write(`note: events after cursor ${encodeCursor(report.uncommittedAfter)} were not committed yet and are not exported\n`);
   }
-  return progress.finish();
-}
-
-async function exportFeedRange(sql: Sql, filter: FeedRangeFilter, horizon: bigint, output: LineOutput): Promise<number> {
-  const progress = await createProgress(() => countFeedRange(sql, filter, horizon));
-  let after = filter.after ?? FEED_START;
-  for (;;) {
-    const events = await readFeedRangePage(sql, filter, horizon, after, PAGE_SIZE);
-    if (events.length === 0) break;
-    await writePage(output, events, progress);
-    after = events.at(-1)!.position;
-  }
-  const count = progress.finish();
-  noteHorizon(filter, horizon);
-  return count;
-}
-
-/** Tells the operator when --until lies beyond what was committed at the start. */
-function noteHorizon(filter: FeedRangeFilter, horizon: bigint): void {
-  const stable = positionBelowHorizon(horizon);
-  if (filter.until === null || filter.until.txId < horizon) return;
-  process.stderr.write(`note: events after cursor ${encodeCursor(stable)} were not committed yet and are not exported\n`);
-}
-
-async function writePage(output: LineOutput, events: SessionEvent[], progress: Progress): Promise<void> {
-  const lines = events.map((event) => `${JSON.stringify(toCloudEvent(event))}\n`).join("");
-  await output.write(lines);
-  progress.advance(events.length);
+  return report.events;
 }

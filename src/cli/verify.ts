@@ -1,15 +1,13 @@
 /**
- * `session-manager verify`: recomputes the hash chains of a session, a user
- * or every session (see src/domain/chain.ts) and reports the first broken
- * link. Exit status: 0 when every chain holds, 1 when one is broken, 2 on
- * bad options.
+ * `session-manager verify`: parses the options, runs the audit use case
+ * (src/service/audit.ts: recomputes the hash chains of a session, a user or
+ * every session) and reports the first broken link. Exit status: 0 when
+ * every chain holds, 1 when one is broken, 2 on bad options.
  */
 import pino from "pino";
 import type { Config } from "../config.js";
-import { eventsOfSessions, listSessionsForAudit, type AuditScope } from "../db/audit-repository.js";
-import type { Sql } from "../db/database.js";
-import type { SessionKey } from "../db/rows.js";
-import { verifyChain, type BrokenLink } from "../domain/chain.js";
+import type { AuditScope } from "../db/audit-repository.js";
+import { verifyChains } from "../service/audit.js";
 import { openCommandDatabase } from "./database.js";
 import { exitWithUsage, parseCommandOptions } from "./options.js";
 
@@ -31,37 +29,6 @@ const OPTIONS = {
   all: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
-
-const PAGE_SIZE = 200;
-
-/** Holds what a verification found. */
-export interface VerifyReport {
-  sessions: number;
-  events: number;
-  broken: BrokenLink | null;
-}
-
-/** Verifies the chains in scope, page by page, stopping at the first broken link. */
-export async function verifyChains(sql: Sql, scope: AuditScope): Promise<VerifyReport> {
-  const report: VerifyReport = { sessions: 0, events: 0, broken: null };
-  let after: SessionKey | null = null;
-  for (;;) {
-    // One snapshot per page, so a write between the two reads cannot look like a broken chain.
-    const { sessions, events } = await sql.begin("isolation level repeatable read read only", async (tx) => {
-      const sessions = await listSessionsForAudit(tx, scope, after, PAGE_SIZE);
-      return { sessions, events: await eventsOfSessions(tx, sessions) };
-    });
-    for (const session of sessions) {
-      const log = events.get(session.sessionId) ?? [];
-      report.sessions += 1;
-      report.events += log.length;
-      report.broken = verifyChain(session.sessionId, log, session.lastSeq, session.lastHash);
-      if (report.broken !== null) return report;
-    }
-    if (sessions.length < PAGE_SIZE) return report;
-    after = sessions.at(-1)!;
-  }
-}
 
 /** Runs the verify command; see USAGE. */
 export async function verifyCommand(args: string[], config: Config): Promise<void> {

@@ -1,7 +1,9 @@
 /**
  * Classifies errors raised by postgres.js, so the service can tell "the
- * database is unreachable" and "retry this transaction" from real bugs.
+ * database is unreachable" and "retry this transaction" from real bugs, and
+ * maps the first to the domain error callers see.
  */
+import { DomainError } from "../domain/errors.js";
 
 const UNAVAILABLE_CODES = new Set([
   "ECONNREFUSED",
@@ -39,4 +41,18 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 /** Tells whether running the same transaction again may succeed. */
 export function isRetryable(error: unknown): boolean {
   return RETRYABLE_CODES.has(codeOf(error));
+}
+
+/**
+ * Maps a database error to the error callers should see: a connection
+ * failure (see `isDatabaseUnavailable`) becomes DomainError
+ * DATABASE_UNAVAILABLE with the driver's error as its `cause`; a DomainError
+ * and anything else (a bug) are returned unchanged.
+ */
+export function toDomainError(error: unknown): unknown {
+  if (error instanceof DomainError) return error;
+  if (isDatabaseUnavailable(error)) {
+    return new DomainError("DATABASE_UNAVAILABLE", "the database is unavailable; retry later", {}, error);
+  }
+  return error;
 }

@@ -17,7 +17,7 @@ import { isDatabaseUnavailable } from "../db/errors.js";
 import { readFeed, readFeedBounds, type FeedBounds, type FeedPage } from "../db/feed-repository.js";
 import { FEED_START, comparePositions, decodeCursor, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import { DomainError } from "../domain/errors.js";
-import { translate } from "../service/transaction.js";
+import { toDomainError as translate } from "../db/errors.js";
 import { toFilter } from "./filter.js";
 import { createSubscriber, type EventFrame, type Subscriber } from "./subscription.js";
 import { createTailReader, type TailStats } from "./tail-reader.js";

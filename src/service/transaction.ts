@@ -5,8 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Executor, Sql, Transaction } from "../db/database.js";
-import { isDatabaseUnavailable, isRetryable } from "../db/errors.js";
-import { DomainError } from "../domain/errors.js";
+import { isRetryable, toDomainError } from "../db/errors.js";
 
 /** Signals that a session changed between read and write; the transaction is retried. */
 export class StaleSession extends Error {
@@ -36,7 +35,7 @@ export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: Transac
         await sleep(Math.random() * 5 * attempt);
         continue;
       }
-      throw translate(error);
+      throw toDomainError(error);
     }
   }
 }
@@ -46,15 +45,20 @@ export async function inRead<T>(sql: Sql, work: (ex: Executor) => Promise<T>): P
   try {
     return await work(sql);
   } catch (error) {
-    throw translate(error);
+    throw toDomainError(error);
   }
 }
 
-/** Turns an error from the database layer into the error the caller should see. */
-export function translate(error: unknown): unknown {
-  if (error instanceof DomainError) return error;
-  if (isDatabaseUnavailable(error)) {
-    return new DomainError("DATABASE_UNAVAILABLE", "the database is unavailable; retry later");
+/**
+ * Runs several reads in one read-only repeatable-read transaction, so they
+ * all see the same snapshot, turning connection failures into
+ * DATABASE_UNAVAILABLE. Not retried: a read-only repeatable-read
+ * transaction never fails with a serialization error.
+ */
+export async function inSnapshot<T>(sql: Sql, work: (tx: Transaction) => Promise<T>): Promise<T> {
+  try {
+    return (await sql.begin("isolation level repeatable read read only", work)) as T;
+  } catch (error) {
+    throw toDomainError(error);
   }
-  return error;
 }

@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { prune } from "../../src/cli/prune.js";
 import { readWatermark } from "../../src/db/audit-repository.js";
 import { chainHash } from "../../src/domain/chain.js";
+import { pruneSessions } from "../../src/service/retention.js";
 import { createSessionService, type SessionService } from "../../src/service/session-service.js";
 import { uniqueId } from "../support/app.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
@@ -14,6 +14,7 @@ import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolat
 let db: IsolatedDatabase;
 let service: SessionService;
 const archiveDir = mkdtempSync(join(tmpdir(), "sm-prune-"));
+const log = pino({ level: "silent" });
 
 beforeAll(async () => {
   db = await createIsolatedDatabase("sm_prune");
@@ -54,12 +55,12 @@ describe("prune", () => {
     const cutoff = new Date(Date.now() + 60_000);
     const before = await counts();
 
-    const dry = await prune(db.sql, { endedBefore: cutoff, archiveDir, dryRun: true });
+    const dry = await pruneSessions(db.sql, log, { endedBefore: cutoff, archiveDir, dryRun: true });
     expect(dry).toEqual({ sessions: 5, events: 15, archived: 0 });
     expect(await counts()).toEqual(before);
     expect(readdirSync(archiveDir)).toEqual([]);
 
-    const done = await prune(db.sql, { endedBefore: cutoff, archiveDir, dryRun: false });
+    const done = await pruneSessions(db.sql, log, { endedBefore: cutoff, archiveDir, dryRun: false });
     expect(done).toEqual({ sessions: 5, events: 15, archived: 5 });
     expect(await counts()).toEqual({ sessions: 2, events: 3, open: 2 });
     expect(readdirSync(archiveDir).sort()).toEqual(ended.map((id) => `${id}.jsonl`).sort());
@@ -80,13 +81,13 @@ describe("prune", () => {
       previous = line.hash;
     }
 
-    expect(await prune(db.sql, { endedBefore: cutoff, archiveDir, dryRun: false })).toEqual({ sessions: 0, events: 0, archived: 0 });
+    expect(await pruneSessions(db.sql, log, { endedBefore: cutoff, archiveDir, dryRun: false })).toEqual({ sessions: 0, events: 0, archived: 0 });
   });
 
   it("leaves sessions that ended after the cutoff", async () => {
     const { session } = await startSession(uniqueId("recent"));
     await service.endSession({ recordId: uniqueId("rec"), sessionId: session.sessionId, performerId: "", eventTime: null });
-    const report = await prune(db.sql, { endedBefore: new Date(Date.now() - 60_000), archiveDir: null, dryRun: false });
+    const report = await pruneSessions(db.sql, log, { endedBefore: new Date(Date.now() - 60_000), archiveDir: null, dryRun: false });
     expect(report.sessions).toBe(0);
     expect((await service.getSession(session.sessionId)).state).toBe("ended");
   });
@@ -99,7 +100,7 @@ describe("prune", () => {
       await service.endSession({ recordId: uniqueId("rec"), sessionId: session.sessionId, performerId: "", eventTime: null });
       last = session.sessionId;
     }
-    await prune(db.sql, { endedBefore: new Date(Date.now() + 60_000), archiveDir: null, dryRun: false });
+    await pruneSessions(db.sql, log, { endedBefore: new Date(Date.now() + 60_000), archiveDir: null, dryRun: false });
     const { session } = await startSession(userId);
     expect(session).toMatchObject({ sessionIndex: 3, previousSessionId: last });
   });

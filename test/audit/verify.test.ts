@@ -1,7 +1,7 @@
 /** `verify` recomputes hash chains; tampering done as a superuser is found. */
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifyChains } from "../../src/cli/verify.js";
+import { verifyChains } from "../../src/service/audit.js";
 import { createSessionService, type SessionService } from "../../src/service/session-service.js";
 import { uniqueId } from "../support/app.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
