@@ -13,11 +13,10 @@
  */
 import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
-import { isDatabaseUnavailable } from "../db/errors.js";
+import { isDatabaseUnavailable, toDomainError } from "../db/errors.js";
 import { readFeed, readFeedBounds, type FeedBounds, type FeedPage } from "../db/feed-repository.js";
 import { FEED_START, comparePositions, decodeCursor, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import { DomainError } from "../domain/errors.js";
-import { toDomainError as translate } from "../db/errors.js";
 import { toFilter } from "./filter.js";
 import { createSubscriber, type EventFrame, type Subscriber } from "./subscription.js";
 import { createTailReader, type TailStats } from "./tail-reader.js";
@@ -107,7 +106,7 @@ export function createFeed(options: FeedOptions): Feed {
     try {
       bounds = await readFeedBounds(sql);
     } catch (error) {
-      throw translate(error);
+      throw toDomainError(error);
     }
     if (afterCursor !== null && afterCursor.txId >= bounds.horizon) {
       // Every cursor this database issued lies below its current horizon (horizons only grow).
@@ -191,7 +190,7 @@ export function createFeed(options: FeedOptions): Feed {
       page = await readFeed(sql, sub.position, sub.filter, batchSize, tail);
     } catch (error) {
       if (stop.aborted) return null;
-      if (!isDatabaseUnavailable(error)) throw translate(error);
+      if (!isDatabaseUnavailable(error)) throw toDomainError(error);
       log.warn({ err: error }, "feed read failed; retrying");
       await sub.wait(pollMs, stop);
       return null;
