@@ -6,6 +6,7 @@
  * with it and the README's config table (`CONFIG_VARIABLES`) is written from it,
  * so a default is stated once.
  */
+import { availableParallelism } from "node:os";
 
 /** Holds the validated configuration. */
 export interface Config {
@@ -31,6 +32,7 @@ export interface Config {
   headersTimeoutMs: number;
   connectionIdleMs: number;
   shutdownGraceMs: number;
+  workers: number;
   logLevel: string;
 }
 
@@ -196,6 +198,18 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
     "An HTTP/2 connection with no open stream for this long is closed with GOAWAY (clients reconnect on their next call), in milliseconds. Open streams, Watch streams included, keep it open.",
   ),
   integer("SHUTDOWN_GRACE_MS", "shutdownGraceMs", 10_000, [0, 600_000], "How long shutdown waits for in-flight calls, in milliseconds."),
+  {
+    name: "WORKERS",
+    key: "workers",
+    shown: "(cores)",
+    parse: (raw) => {
+      if (raw === undefined) return availableParallelism();
+      const value = Number(raw);
+      return /^\d+$/.test(raw) && value >= 1 && value <= 256 ? value : { problem: "expected an integer from 1 to 256" };
+    },
+    description:
+      "Server processes `serve` runs on the port (node:cluster), each a full replica; default the number of cores. 1 runs the service in the one process.",
+  },
   text("LOG_LEVEL", "logLevel", "info", "pino log level: trace, debug, info, warn, error, fatal or silent.", (level) =>
     LOG_LEVELS.includes(level) ? null : `expected one of ${LOG_LEVELS.join(", ")}`,
   ),
