@@ -15,13 +15,13 @@ import { createGrpcJsServer } from "./transport/grpc-js-adapter.js";
 import { createServer, type Server } from "./transport/server.js";
 import { wireService } from "./wiring.js";
 
-/** Holds a running service. */
+/** What `startApp` returns: the running replica's parts, for `session-manager serve` and tests. */
 export interface App {
   sql: Sql;
   service: SessionService;
   feed: Feed;
   server: Server;
-  /** The port the server listens on. */
+  /** The bound port: the one the OS picked when `config.port` is 0. */
   port: number;
   /** Stops the server (streams end with UNAVAILABLE), the pool and the embedded database. */
   stop(): Promise<void>;

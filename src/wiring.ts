@@ -29,7 +29,7 @@ export interface WiringOptions {
   sweepBatchSize?: number;
 }
 
-/** Holds the wired parts. */
+/** What `wireService` returns; its owner (startApp, or a test) starts the sweeper and ends the pool. */
 export interface Wiring {
   service: SessionService;
   feed: Feed;

@@ -13,7 +13,7 @@ export interface BackoffOptions {
   maxMs: number;
 }
 
-/** Holds a backoff schedule. */
+/** A reconnect schedule with state (the current step): one per reconnect loop. */
 export interface Backoff {
   /** Waits the next step (or until `signal` aborts), then doubles the step. */
   wait(signal: AbortSignal): Promise<void>;
@@ -21,7 +21,7 @@ export interface Backoff {
   reset(): void;
 }
 
-/** Creates a backoff schedule. */
+/** Creates a schedule starting at `initialMs`; each wait lasts from half to all of the current step. */
 export function createBackoff(options: BackoffOptions): Backoff {
   let step = options.initialMs;
   return {

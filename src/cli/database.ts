@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { openDatabase, startEmbeddedPostgres, type Sql } from "../db/database.js";
 
-/** Holds an open database and how to close it. */
+/** What `openCommandDatabase` returns: a small pool (2 connections by default) named session-manager-cli. */
 export interface CommandDatabase {
   sql: Sql;
   /** Closes the pool and stops the embedded PostgreSQL if this command started it. */

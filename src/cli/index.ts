@@ -11,7 +11,7 @@ import { serve } from "./serve.js";
 import { tail } from "./tail.js";
 import { verifyCommand } from "./verify.js";
 
-/** Describes one CLI command. */
+/** A subcommand: `summary` is its line in the usage text; `run` gets the arguments after its name. */
 interface Command {
   summary: string;
   run(args: string[], config: Config): Promise<void>;

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import { open } from "node:fs/promises";
 import type { Writable } from "node:stream";
 
-/** Holds an open line destination. */
+/** A file or stdout opened by `openLineOutput`; once the stream has failed, `write` rejects with its error. */
 export interface LineOutput {
   /** Writes `text` (whole lines, each ending with "\n"); resolves once it may be called again. */
   write(text: string): Promise<void>;

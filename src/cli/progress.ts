@@ -5,7 +5,7 @@
  */
 import cliProgress from "cli-progress";
 
-/** Counts work done and shows it. */
+/** What `createProgress` returns: a bar when stderr is a terminal, else at most one line every 5 s. */
 export interface Progress {
   /** Adds `n` finished items. */
   advance(n: number): void;

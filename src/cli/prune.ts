@@ -30,7 +30,7 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** Runs the prune command; see USAGE. */
+/** Runs `session-manager prune`; exits 2 on bad options, 1 if the `--archive` folder cannot be created. */
 export async function pruneCommand(args: string[], config: Config): Promise<void> {
   const options = parseCommandOptions(args, OPTIONS, USAGE);
   const raw = options["ended-before"];

@@ -67,7 +67,7 @@ const FATAL_CODES = new Set([
   Code.Unimplemented,
 ]);
 
-/** Holds what one tail run asks for. */
+/** The parsed options; `afterCursor` stays out of `request` because each reconnect replaces it with the last cursor received. */
 interface TailOptions {
   transport: Transport;
   request: Omit<WatchSessionEventsRequest, "$typeName" | "afterCursor">;

@@ -30,7 +30,7 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** Runs the verify command; see USAGE. */
+/** Runs `session-manager verify`; sets exit status 1 if a chain is broken or the session does not exist. */
 export async function verifyCommand(args: string[], config: Config): Promise<void> {
   const options = parseCommandOptions(args, OPTIONS, USAGE);
   const chosen = [options.session !== undefined, options.user !== undefined, options.all === true].filter(Boolean).length;

@@ -138,7 +138,7 @@ export async function deleteSessions(tx: Transaction, sessions: Session[]): Prom
   return { sessions: Number(row.sessions), events: Number(row.events) };
 }
 
-/** Reads the feed's retention watermark. */
+/** Reads the feed's retention watermark: the newest position prune has deleted, (0, 0) before the first prune. */
 export async function readWatermark(ex: Executor): Promise<FeedPosition> {
   const [row] = await ex<[{ tx_id: string; id: string }]>`select tx_id, id from feed_watermark`;
   return { txId: BigInt(row.tx_id), id: BigInt(row.id) };

@@ -8,7 +8,7 @@ import exitHook from "async-exit-hook";
 import postgres from "postgres";
 import type { Logger } from "pino";
 
-/** Names the postgres.js client used by repositories (pool or transaction). */
+/** A postgres.js connection pool: each statement run on it is its own transaction; `sql.begin` opens a longer one. */
 export type Sql = postgres.Sql;
 /** Names any postgres.js executor: the pool or a transaction (for reads). */
 export type Executor = postgres.Sql | postgres.TransactionSql;
@@ -21,7 +21,7 @@ export type Executor = postgres.Sql | postgres.TransactionSql;
  */
 export type Transaction = postgres.TransactionSql;
 
-/** Configures `openDatabase`. */
+/** Configures `openDatabase`; `url` is the connection URL (DATABASE_URL, or the embedded server's). */
 export interface DatabaseOptions {
   url: string;
   /** Maximum pool connections. Default 10. */
@@ -53,7 +53,10 @@ export async function checkDatabase(sql: Sql): Promise<void> {
   await sql`select 1`;
 }
 
-/** Configures `startEmbeddedPostgres`. */
+/**
+ * Configures `startEmbeddedPostgres`: `port` is the server's TCP port (the URL
+ * points to 127.0.0.1); `log` gets its output at debug level.
+ */
 export interface EmbeddedOptions {
   /** Data folder; created and initialised on first use, kept afterwards. */
   dir: string;
@@ -61,7 +64,7 @@ export interface EmbeddedOptions {
   log: Logger;
 }
 
-/** Holds a running embedded PostgreSQL. */
+/** A running embedded PostgreSQL; `url` connects as the postgres superuser to the session_manager database. */
 export interface EmbeddedDatabase {
   url: string;
   /** Stops the server if this process started it. */

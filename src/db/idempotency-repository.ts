@@ -10,7 +10,7 @@ import { toEvent, type EventRow } from "./rows.js";
 /** Names whose keys to look in: a user's, or those of the user of a session. */
 export type KeyOwner = { userId: string } | { sessionId: string };
 
-/** Holds the idempotency record of a request that wrote no event. */
+/** A request's idempotency key and fingerprint, as `classifyRequest` compares them; a stored event has both too. */
 export interface RequestRecord {
   recordId: string;
   requestHash: string;

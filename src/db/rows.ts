@@ -65,7 +65,7 @@ export interface SessionKey {
   sessionId: string;
 }
 
-/** Maps a session row to a domain session. */
+/** Maps a sessions row to a Session; its bigint columns become numbers. */
 export function toSession(row: SessionRow): Session {
   return {
     sessionId: row.session_id,
@@ -88,7 +88,7 @@ export function toSession(row: SessionRow): Session {
   };
 }
 
-/** Maps an event row to a domain event. */
+/** Maps a session_events row to a SessionEvent: `seq` becomes a number, (tx_id, id) its `position` as bigints. */
 export function toEvent(row: EventRow): SessionEvent {
   return {
     eventId: row.event_id,

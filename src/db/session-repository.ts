@@ -15,7 +15,7 @@ export interface SessionRead {
   now: Date;
 }
 
-/** Finds a session by id. */
+/** Finds a session as stored (a lapse not yet recorded still reads as open); null if there is none. */
 export async function findSession(ex: Executor, sessionId: string): Promise<Session | null> {
   const [row] = await ex<SessionRow[]>`
     select *
@@ -226,7 +226,7 @@ export interface SessionFilter {
   state: SessionState | null;
 }
 
-/** Names a position in the newest-first session order. */
+/** A keyset position in `listSessions` order; ListSessions page tokens carry it. */
 export interface SessionPosition {
   startTime: Date;
   sessionId: string;

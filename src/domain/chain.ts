@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { canonicalJson } from "./json.js";
 import type { NewSessionEvent } from "./session.js";
 
-/** Names the event fields that the chain covers. */
+/** Every event field the hash covers: all but `hash` itself and `requestHash`, which exports do not carry. */
 export type ChainedFields = Omit<NewSessionEvent, "hash" | "requestHash">;
 
 /** Computes an event's link from the previous link ("" for seq 1). */
@@ -34,7 +34,10 @@ export function chainHash(previousHash: string, event: ChainedFields): string {
   return createHash("sha256").update(canonical).digest("hex");
 }
 
-/** Holds the first broken link of a chain. */
+/**
+ * What verifyChain found first: `seq` is the first event that fails (missing,
+ * altered, or one past the log's end); `problem` is a sentence for the operator.
+ */
 export interface BrokenLink {
   sessionId: string;
   seq: number;

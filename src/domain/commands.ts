@@ -12,7 +12,10 @@ export const MAX_METADATA_BYTES = 16 * 1024;
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
 const RESERVED_TYPE_PREFIX = "session.";
 
-/** Holds a StartSession request. */
+/**
+ * StartSession as plain data. A null `eventTime` records the receive time, a
+ * null `idleTimeoutMs` takes the server's default, a null `maxDurationMs` sets no limit.
+ */
 export interface StartCommand {
   recordId: string;
   userId: string;
@@ -25,7 +28,7 @@ export interface StartCommand {
   conflictPolicy: "reject" | "supersede";
 }
 
-/** Holds an EndSession request. */
+/** EndSession as plain data; a null `eventTime` records the receive time. */
 export interface EndCommand {
   recordId: string;
   sessionId: string;
@@ -33,7 +36,7 @@ export interface EndCommand {
   eventTime: Date | null;
 }
 
-/** Holds a PauseSession or ResumeSession request (they take the same fields). */
+/** PauseSession's or ResumeSession's request; `requestHash` includes the method, so one record_id cannot serve both. */
 export interface PauseResumeCommand {
   recordId: string;
   sessionId: string;
@@ -47,7 +50,10 @@ export interface UpdateCommand {
   isTrainingData?: boolean;
 }
 
-/** Holds an AppendSessionEvent request. */
+/**
+ * AppendSessionEvent as plain data; a null `eventTime` records the receive
+ * time. `type` may not start with "session." (checkAppend).
+ */
 export interface AppendCommand {
   recordId: string;
   sessionId: string;

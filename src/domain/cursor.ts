@@ -8,7 +8,7 @@
  */
 import { DomainError } from "./errors.js";
 
-/** Names a position in the feed's total order. */
+/** A point in the feed's total order, (tx_id, id) as the file header describes; compare with comparePositions. */
 export interface FeedPosition {
   txId: bigint;
   id: bigint;
@@ -17,10 +17,10 @@ export interface FeedPosition {
 const MAX_INT8 = (1n << 63n) - 1n;
 const FORMAT = /^1:(\d{1,19}):(\d{1,19})$/;
 
-/** Returns the position before every event. */
+/** The position before every event (no transaction has xid 0): where the export and a watch from the beginning start. */
 export const FEED_START: FeedPosition = { txId: 0n, id: 0n };
 
-/** Encodes a position as an opaque cursor string. */
+/** Encodes a position as a v1 cursor, base64url("1:<tx_id>:<id>"); clients see it as opaque. */
 export function encodeCursor(position: FeedPosition): string {
   return Buffer.from(`1:${position.txId}:${position.id}`).toString("base64url");
 }

@@ -47,7 +47,7 @@ export class DomainError extends Error {
   }
 }
 
-/** Creates the error for a request that breaks a rule not expressible in the proto. */
+/** Creates an INVALID_REQUEST error for a rule the proto cannot express; the message starts with `field`, and the metadata names it. */
 export function invalidRequest(field: string, message: string): DomainError {
   return new DomainError("INVALID_REQUEST", `${field}: ${message}`, { field });
 }

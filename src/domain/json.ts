@@ -7,7 +7,7 @@ import { invalidRequest } from "./errors.js";
 
 /** Names a JSON object as protobuf-es represents google.protobuf.Struct. */
 export type JsonObject = { [key: string]: JsonValue };
-/** Names any JSON value. */
+/** A JSON value as protobuf-es represents google.protobuf.Value (null for NullValue). */
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
 
 /**

@@ -11,7 +11,10 @@ import { newEventId } from "./ids.js";
 import type { JsonObject } from "./json.js";
 import { lapseOf, LIFECYCLE_SOURCE, LIFECYCLE_TYPES, type EndReason, type NewSessionEvent, type Session } from "./session.js";
 
-/** Holds one state change of a session and the event that records it. */
+/**
+ * What the plan functions return: `after` is `before` with the change applied
+ * and its chain head (`lastSeq`, `lastHash`) moved to `event`.
+ */
 export interface SessionChange {
   before: Session;
   after: Session;
@@ -102,7 +105,10 @@ export function planLapse(session: Session, now: Date): SessionChange | null {
   return ended(session, lapse.reason, lapse.endTime, {}, { recordId, requestHash: SYSTEM_REQUEST_HASH, performerId: "", eventTime: lapse.endTime }, now);
 }
 
-/** Plans ending a user's open session because a new one supersedes it. */
+/**
+ * Plans ending a session with END_REASON_SUPERSEDED at `now`; the event's payload
+ * names `superseded_by`. Checks nothing: planMakeRoom calls it for an open session.
+ */
 export function planSupersede(session: Session, newSessionId: string, now: Date): SessionChange {
   const recordId = `${SYSTEM_RECORD_PREFIX}superseded/${session.sessionId}`;
   return ended(session, "superseded", now, { superseded_by: newSessionId }, { recordId, requestHash: SYSTEM_REQUEST_HASH, performerId: "", eventTime: null }, now);
@@ -114,7 +120,7 @@ export function planEnd(session: Session, command: EndCommand, hash: string, now
   return ended(session, "client", now, {}, { recordId: command.recordId, requestHash: hash, performerId: command.performerId, eventTime: command.eventTime }, now);
 }
 
-/** Holds a new session and its "session.started" event. */
+/** A new ACTIVE session (seq 1) and its "session.started" event, whose payload holds the effective idle timeout. */
 export interface SessionStart {
   session: Session;
   event: NewSessionEvent;

@@ -6,12 +6,16 @@
 import type { FeedPosition } from "./cursor.js";
 import type { JsonObject } from "./json.js";
 
-/** Names a session's lifecycle state. */
+/** The proto's SessionState without the prefix and the _UNSPECIFIED value; "ended" is final. */
 export type SessionState = "active" | "paused" | "ended";
-/** Names why a session ended. */
+/**
+ * The proto's EndReason without the prefix and the _UNSPECIFIED value: "client"
+ * comes from EndSession, "superseded" from a StartSession with the supersede
+ * policy, the others from lapseOf.
+ */
 export type EndReason = "client" | "idle_timeout" | "superseded" | "max_duration";
 
-/** Holds a session as stored. */
+/** A session as stored, which may have lapsed without saying so: report it through effectiveSession. */
 export interface Session {
   sessionId: string;
   userId: string;
@@ -63,7 +67,7 @@ export interface SessionEvent extends NewSessionEvent {
   position: FeedPosition;
 }
 
-/** Names the source of lifecycle events. */
+/** The `source` of the events the service writes itself. Callers may send it too: the type, not the source, marks a lifecycle event. */
 export const LIFECYCLE_SOURCE = "session_manager";
 
 /** Names the lifecycle event types; callers may not append types with the "session." prefix. */
@@ -80,7 +84,7 @@ export function maxEndTime(session: Session): Date | null {
   return session.maxDurationMs === null ? null : new Date(session.startTime.getTime() + session.maxDurationMs);
 }
 
-/** Holds how and when a lapsed session ended. */
+/** How a lapsed session ended, as lapseOf decides; planLapse records it as "session.ended". */
 export interface Lapse {
   reason: "idle_timeout" | "max_duration";
   /** For an idle timeout, the last activity (the session covers its real activity); else the max end time. */

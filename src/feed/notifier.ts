@@ -12,10 +12,10 @@ import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
 import { notifyFeed } from "../db/feed-repository.js";
 
-/** Names the channel the feed NOTIFYs and LISTENs on. */
+/** The PostgreSQL NOTIFY/LISTEN channel of feed wake-ups; replicas hear each other's commits only on the same one. */
 export const FEED_CHANNEL = "session_events";
 
-/** Configures `createCommitNotifier`. */
+/** Configures `createCommitNotifier`; NOTIFY runs on `sql` (the pool), and its failures are logged to `log` as warnings. */
 export interface CommitNotifierOptions {
   sql: Sql;
   /** Wakes this replica's tail reader directly, without a round trip. */
@@ -29,7 +29,7 @@ export interface CommitNotifierOptions {
   channel?: string;
 }
 
-/** Names the notifier created by `createCommitNotifier`. */
+/** What `createCommitNotifier` returns: wiring passes `notify` as every writer's `onEventsCommitted` and calls `close` at shutdown. */
 export type CommitNotifier = ReturnType<typeof createCommitNotifier>;
 
 /**

@@ -18,7 +18,7 @@ export interface WakeUpOptions {
   log: Logger;
 }
 
-/** Names the wake-up sources created by `createWakeUps`. */
+/** What `createWakeUps` returns: the tail reader starts it while it has subscribers, stops it when the last leaves. */
 export type WakeUps = ReturnType<typeof createWakeUps>;
 
 /**

@@ -31,7 +31,11 @@ export interface WatchQuery {
   fromBeginning: boolean;
 }
 
-/** Names one frame of the stream. */
+/**
+ * One frame of a watch. "caught_up" comes once, when every event of a transaction
+ * below the start horizon has been delivered; "heartbeat" after `heartbeatMs`
+ * without frames. Each frame's cursor is where to resume.
+ */
 export type WatchFrame = EventFrame | { kind: "caught_up"; cursor: string } | { kind: "heartbeat"; cursor: string };
 
 /** Configures `createFeed`. */

@@ -10,7 +10,7 @@ import { inSnapshot } from "./transaction.js";
 
 const PAGE_SIZE = 200;
 
-/** Holds what a verification found. */
+/** What `verifyChains` found, counted up to the first broken session (it stops there). */
 export interface VerifyReport {
   /** Sessions checked, the broken one included. */
   sessions: number;

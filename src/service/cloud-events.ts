@@ -40,10 +40,10 @@ export interface CloudEvent {
   hash: string;
 }
 
-/** Names the prefix of every exported event's `source`. */
+/** Makes every exported `source` a URI reference, as CloudEvents requires: prefix + the percent-encoded source. */
 export const SOURCE_PREFIX = "/sessionmanager/";
 
-/** Maps a stored event to a CloudEvent. */
+/** Maps a stored event to a CloudEvent with the attributes this file's header lists; `performerid` only when set. */
 export function toCloudEvent(event: SessionEvent): CloudEvent {
   return {
     specversion: "1.0",

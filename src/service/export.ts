@@ -45,7 +45,7 @@ export interface ExportSink {
   write(lines: string, events: number): Promise<void>;
 }
 
-/** Holds what an export wrote. */
+/** What `exportEvents` returns; `session-manager export` reports the count and notes `uncommittedAfter`. */
 export interface ExportReport {
   /** Events written. */
   events: number;

@@ -81,7 +81,7 @@ export interface ListSessionEventsQuery {
   pageToken: string;
 }
 
-/** Holds one page of a listing. */
+/** One page of a listing (AIP-158); the next page needs `nextPageToken` and the same filters, or it is INVALID_PAGE_TOKEN. */
 export interface Page<T> {
   items: T[];
   /** Empty on the last page. */
@@ -163,7 +163,7 @@ function notFound(sessionId: string): DomainError {
   return new DomainError("SESSION_NOT_FOUND", "no session has this session_id", { session_id: sessionId });
 }
 
-/** Creates the session service. */
+/** Creates the service; src/wiring.ts makes the one instance both RPC adapters call. Writes go through `inTransaction` (retried on races). */
 export function createSessionService(options: SessionServiceOptions): SessionService {
   const { sql, defaultIdleTimeoutMs, log } = options;
   const committed = options.onEventsCommitted ?? (() => {});

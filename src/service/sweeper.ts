@@ -32,7 +32,7 @@ export interface SweeperOptions {
   onEventsCommitted?: () => void;
 }
 
-/** Holds what one batch did. */
+/** What `sweepBatch` returns; `sweep` stops once `locked` falls below the batch size (nothing more to take for now). */
 export interface SweepResult {
   /** Lapsed sessions whose user lock this batch took. */
   locked: number;

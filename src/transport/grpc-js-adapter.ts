@@ -28,7 +28,7 @@ import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplemen
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 
-/** Configures `createGrpcJsServer`. */
+/** Configures `createGrpcJsServer`; pass the `routes` and `interceptors` the Connect server gets, so both adapters run the same code. */
 export interface GrpcJsServerOptions {
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];

@@ -30,7 +30,7 @@ import { registerHealth } from "./health.js";
 import { registerReflection } from "./reflection.js";
 import { fromStateFilter, optionalDate, optionalMs, toEventMessage, toSessionMessage } from "./convert.js";
 
-/** Holds what the handlers call into. */
+/** What the handlers call: the wired service and feed (src/wiring.ts), shared by both RPC adapters. */
 export interface RouteDeps {
   service: SessionService;
   feed: Feed;
