@@ -46,7 +46,7 @@ export interface Sweeper {
   sweep(): Promise<number>;
   /** Ends the lapsed sessions of one batch (one transaction). */
   sweepBatch(): Promise<SweepResult>;
-  /** Starts a pass every `intervalMs` in the background. */
+  /** Runs in the background: sweeps until no batch comes back full, then waits `intervalMs`, and again. */
   start(): void;
   /** Stops after the current batch; resolves when it has. */
   stop(): Promise<void>;
