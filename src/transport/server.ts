@@ -20,6 +20,7 @@ import { cors as connectCors } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import corsMiddleware from "cors";
+import { routeBySniffing } from "./sniff.js";
 
 /** Configures `createServer`. */
 export interface ServerOptions {
@@ -53,7 +54,6 @@ export interface Server {
   close(graceMs: number): Promise<void>;
 }
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0");
 /** After GOAWAY, how long a session may take to close before it is destroyed. */
 const GOAWAY_GRACE_MS = 1_000;
 
@@ -154,31 +154,6 @@ function trackSession(
     sessions.delete(session);
   });
   closeWhenIdle(firstStreamMs);
-}
-
-/** Hands a plaintext connection to the HTTP/2 or HTTP/1.1 server by its first bytes. */
-function routeBySniffing(socket: net.Socket, h1: http.Server, h2c: (socket: net.Socket) => void, timeoutMs: number): void {
-  let head = Buffer.alloc(0);
-  // A connection that sends nothing is never handed on; drop it instead of keeping it forever.
-  socket.setTimeout(timeoutMs, () => socket.destroy());
-  const onData = (chunk: Buffer) => {
-    head = Buffer.concat([head, chunk]);
-    const prefix = head.subarray(0, PREFACE.length);
-    if (prefix.length < PREFACE.length && PREFACE.subarray(0, prefix.length).equals(prefix)) return;
-    socket.off("data", onData);
-    socket.setTimeout(0);
-    socket.pause();
-    socket.unshift(head);
-    if (prefix.equals(PREFACE)) {
-      // Do not resume(): the HTTP/2 session reads the socket itself.
-      h2c(socket);
-    } else {
-      h1.emit("connection", socket);
-      socket.resume();
-    }
-  };
-  socket.on("data", onData);
-  socket.on("error", () => socket.destroy());
 }
 
 /**
