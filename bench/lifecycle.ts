@@ -4,24 +4,38 @@
  * run, on the same machine, with ratios:
  *
  *   - database floor: pgbench (-M prepared, 8 clients, 2 threads) running the
- *     SQL our handlers send per RPC (bench/lifecycle/{start,append,get}.sql:
+ *     SQL our handlers send per RPC (bench/lifecycle/{start,append,get,end}.sql:
  *     advisory lock, the pipelined reads, the one-statement write);
- *   - framework floor: bench/noop-server.ts, the same createServer and
- *     interceptors with handlers that return fixed messages (no database);
+ *   - framework floor "no-op": bench/noop-server.ts, the same createServer,
+ *     grpc-js adapter and interceptors with handlers that return fixed
+ *     messages (no database): a no-op call through our server;
+ *   - framework floor "grpc-js floor": bench/plain-grpc-server.ts, a bare
+ *     @grpc/grpc-js server answering pre-encoded bytes (GetSession over gRPC
+ *     only): what grpc-js and Node's HTTP/2 layer cost by themselves;
  *   - ours: `session-manager serve` as a child process on a fresh embedded
- *     PostgreSQL 18 (DB_POOL_MAX=20, LOG_LEVEL=warn).
+ *     PostgreSQL 18 (DB_POOL_MAX=20, LOG_LEVEL=warn), gRPC over h2c on the
+ *     grpc-js adapter (the default); "ours (connect h2c)": the same with
+ *     H2C_ADAPTER=connect (connect-node), for GetSession over gRPC only.
  *
  * Loads: Connect JSON over HTTP/1.1 with wrk + bench/lifecycle/rpc.lua
- * (unique user_id / record_id per request), gRPC over h2c with h2load (one
- * connection, 50 streams, one framed protobuf body). Each load runs a short
- * warm-up, then the measured period. CPU: from /proc (server pid; every
+ * (unique user_id / record_id per request); GetSession over gRPC (h2c) with
+ * h2load (one connection, 50 streams, one framed protobuf body); gRPC writes
+ * with bench/grpc-load.ts (one connection, 50 streams, unique ids per
+ * request): StartSession for a new user each, AppendSessionEvent round-robin
+ * over the seeded sessions, EndSession on each open session at most once
+ * (the seeded ones and those the StartSession loads opened). Each load runs a
+ * short warm-up, then the measured period. CPU: from /proc (server pid; every
  * PostgreSQL process; the whole host) and bash `times` for the load tool,
  * as % of one core. "other" = host - (server + postgres + client): CPU used
  * by processes outside the benchmark, which makes the numbers noisy.
  *
+ * After the table, the issue's targets with their numbers: no-op vs plain
+ * grpc-js CPU per call, GetSession over gRPC vs connect-node h2c, and each
+ * gRPC write vs its pgbench floor (rate and p99).
+ *
  * Environment: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_SESSIONS
- * (10000), BENCH_CONNECTIONS (50, wrk connections and h2load streams).
- * Needs wrk, h2load, pgbench, psql and curl on PATH.
+ * (10000), BENCH_CONNECTIONS (50: wrk connections, h2load and grpc-load
+ * streams). Needs wrk, h2load, pgbench, psql and curl on PATH.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -30,11 +44,17 @@ import os from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { GetSessionRequestSchema } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
+import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import {
+  AppendSessionEventRequestSchema,
+  EndSessionRequestSchema,
+  GetSessionRequestSchema,
+  StartSessionRequestSchema,
+} from "../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "../src/db/database.js";
 import { migrate } from "../src/db/migrate.js";
 import { createLogger } from "../src/log.js";
+import type { GrpcLoadResult } from "./grpc-load.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const FILES = join(ROOT, "bench", "lifecycle");
@@ -240,7 +260,7 @@ function latencyMs(micros: number[]): { p50: number; p99: number } {
 
 interface Measurement {
   workload: string;
-  /** "pgbench", "no-op" or "ours". */
+  /** "pgbench", "no-op", "grpc-js floor", "ours" or "ours (connect h2c)". */
   run: string;
   rate: number;
   p50: number;
@@ -356,6 +376,101 @@ function h2loadLoad(port: number, bodyFile: string): Load {
   };
 }
 
+/** A gRPC write for bench/grpc-load.ts: what varies per request, on top of constant fields encoded once. */
+interface GrpcWorkload {
+  method: string;
+  /** The request's constant fields, encoded once (protobuf fields may come in any order). */
+  fixed: Uint8Array;
+  /** Field number and template ({tag}, {n}: request number, {id}: a line of `ids`) of each unique field. */
+  fields: [number, string][];
+  /** Session ids for {id}: round-robin, or each at most once across the load's runs (`once`). */
+  ids?: { file: string; once: boolean };
+}
+
+/** Field number of a request message field, by its local name. */
+function fieldNumber(schema: DescMessage, localName: string): number {
+  const field = schema.fields.find((f) => f.localName === localName);
+  if (field === undefined) throw new Error(`${schema.typeName} has no field ${localName}`);
+  return field.number;
+}
+
+/** StartSession for a new user every request (as rpc.lua's "start"). */
+function startWorkload(): GrpcWorkload {
+  const schema = StartSessionRequestSchema;
+  return {
+    method: "StartSession",
+    fixed: toBinary(schema, create(schema, { metadata: { channel: "voice" } })),
+    fields: [[fieldNumber(schema, "recordId"), "grpc-start-{tag}-{n}"], [fieldNumber(schema, "userId"), "grpc-{tag}-{n}"]],
+  };
+}
+
+/** AppendSessionEvent round-robin over the sessions of `idsFile`, unique record_id (as rpc.lua's "append"). */
+function appendWorkload(idsFile: string): GrpcWorkload {
+  const schema = AppendSessionEventRequestSchema;
+  return {
+    method: "AppendSessionEvent",
+    fixed: toBinary(schema, create(schema, { type: "care.input.received", source: "speech-worker", payload: { text: "hello" } })),
+    fields: [[fieldNumber(schema, "recordId"), "grpc-evt-{tag}-{n}"], [fieldNumber(schema, "sessionId"), "{id}"]],
+    ids: { file: idsFile, once: false },
+  };
+}
+
+/** EndSession on the sessions of `idsFile`, each at most once when `once`, unique record_id. */
+function endWorkload(idsFile: string, once: boolean): GrpcWorkload {
+  const schema = EndSessionRequestSchema;
+  return {
+    method: "EndSession",
+    fixed: new Uint8Array(0),
+    fields: [[fieldNumber(schema, "recordId"), "grpc-end-{tag}-{n}"], [fieldNumber(schema, "sessionId"), "{id}"]],
+    ids: { file: idsFile, once },
+  };
+}
+
+/** Reads the result line bench/grpc-load.ts prints. */
+function grpcLoadResult(result: ToolResult): GrpcLoadResult {
+  const json = /GRPC_LOAD_RESULT (\{.*\})/.exec(result.stdout)?.[1];
+  if (json === undefined) throw new Error(`grpc-load printed no result:\n${result.stdout}${result.stderr}`);
+  return JSON.parse(json) as GrpcLoadResult;
+}
+
+/**
+ * Runs bench/grpc-load.ts with plain Node (it uses only built-ins; no tsx to
+ * load, so its start-up barely counts). With `ids.once`, each run starts
+ * after the ids the previous runs (warm-up included) used.
+ */
+function grpcLoad(port: number, workload: GrpcWorkload): Load {
+  let idsFrom = 0;
+  return {
+    async run(seconds, tag) {
+      const args = [
+        join(ROOT, "bench", "grpc-load.ts"), "--url", `http://127.0.0.1:${port}${SERVICE_PATH}${workload.method}`,
+        "--seconds", String(seconds), "--streams", String(CONNECTIONS), "--tag", tag,
+        "--fixed", Buffer.from(workload.fixed).toString("hex"),
+        ...workload.fields.flatMap(([number, template]) => ["--field", `${number}=${template}`]),
+        ...(workload.ids ? ["--ids", workload.ids.file, "--ids-from", String(idsFrom), ...(workload.ids.once ? ["--ids-once"] : [])] : []),
+      ];
+      const result = await runTool(process.execPath, args);
+      if (result.code === 0 && workload.ids?.once) idsFrom += grpcLoadResult(result).idsUsed;
+      return result;
+    },
+    parse(result) {
+      const r = grpcLoadResult(result);
+      const failed = Object.entries(r.statuses).filter(([status]) => status !== "0");
+      const notes = [
+        ...(failed.length > 0 ? [`grpc-status ${failed.map(([status, n]) => `${status}: ${n}`).join(", ")} (${r.errorSamples.join(" | ")})`] : []),
+        ...(r.exhausted ? [`ran out of session ids after ${fmt(r.durationUs / 1e6, 1)} s (${fmt(idsFrom)} used in all)`] : []),
+      ];
+      return {
+        rate: r.requests / (r.durationUs / 1e6),
+        p50: r.p50Us / 1000,
+        p99: r.p99Us / 1000,
+        errors: r.errors,
+        ...(notes.length > 0 ? { note: notes.join("; ") } : {}),
+      };
+    },
+  };
+}
+
 // ---------------------------------------------------------------- servers
 
 async function call(port: number, method: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -456,7 +571,7 @@ function limit(m: Measurement): string {
     verdict = m.workload.startsWith("GetSession")
       ? "round trips (8 clients, one statement each), not CPU"
       : "commit latency (WAL flush per transaction; 8 clients share group commits), not CPU";
-  } else if (m.run === "ours") {
+  } else if (m.run.startsWith("ours")) {
     verdict = `no core saturated: waiting on PostgreSQL (commit/WAL flush, ${DB_POOL_MAX}-connection pool, round trips)`;
   } else {
     verdict = "no core saturated: more concurrency could raise it";
@@ -469,34 +584,54 @@ function serverCpu(m: Measurement): number | null {
   return m.run === "pgbench" ? m.cpu.postgres : m.cpu.server;
 }
 
-function report(all: Measurement[], pairs: { workload: string; db?: string; noop?: string }[]): void {
+/** Server CPU time per request, in ms. */
+function cpuMsPerRequest(m: Measurement | undefined): number {
+  return m === undefined ? Number.NaN : ((serverCpu(m) ?? Number.NaN) * 10) / m.rate;
+}
+
+/** Runs of a workload, in table order: floors first, then ours. */
+const RUN_ORDER = ["no-op", "grpc-js floor", "ours", "ours (connect h2c)"];
+
+/** Which workloads share a database floor (the pgbench run of `db`). */
+type Pair = { workload: string; db?: string };
+
+function report(all: Measurement[], pairs: Pair[]): void {
   const find = (workload: string | undefined, run: string) => (workload === undefined ? undefined : all.find((m) => m.workload === workload && m.run === run));
   const rows: string[][] = [];
   const order: Measurement[] = [];
   for (const pair of pairs) {
-    const ours = find(pair.workload, "ours");
     const dbFloor = find(pair.db, "pgbench");
     const noopFloor = find(pair.workload, "no-op");
-    for (const m of [dbFloor, noopFloor, ours]) {
+    const grpcJsFloor = find(pair.workload, "grpc-js floor");
+    for (const m of [dbFloor, ...RUN_ORDER.map((run) => find(pair.workload, run))]) {
       if (m === undefined || order.includes(m)) continue;
       order.push(m);
-      const vs = (floor: Measurement | undefined) => (m === ours && floor ? `${fmt(m.rate / floor.rate, 2)} (${fmt(floor.rate)})` : "");
+      const vs = (floor: Measurement | undefined) => (m.run.startsWith("ours") && floor ? `${fmt(m.rate / floor.rate, 2)} (${fmt(floor.rate)})` : "");
       rows.push([
-        m.workload, m.run, fmt(m.rate), vs(dbFloor), vs(noopFloor), fmt(m.p50, 2), fmt(m.p99, 2), fmt(m.errors),
-        fmt(serverCpu(m)), fmt(((serverCpu(m) ?? Number.NaN) * 10) / m.rate, 3), fmt(m.cpu.postgres), fmt(m.cpu.client), fmt(m.cpu.host), fmt(m.cpu.other),
+        m.workload, m.run, fmt(m.rate), vs(dbFloor), vs(noopFloor), vs(grpcJsFloor), fmt(m.p50, 2), fmt(m.p99, 2), fmt(m.errors),
+        fmt(serverCpu(m)), fmt(cpuMsPerRequest(m), 3), fmt(m.cpu.postgres), fmt(m.cpu.client), fmt(m.cpu.host), fmt(m.cpu.other),
       ]);
     }
   }
-  const header = ["workload", "run", "req/s", "ours/db floor (tps)", "ours/no-op (req/s)", "p50 ms", "p99 ms", "errors", "server CPU%", "server CPU ms/req", "pg CPU%", "client CPU%", "host CPU%", "other CPU%"];
+  const header = [
+    "workload", "run", "req/s", "ours/db floor (tps)", "ours/no-op (req/s)", "ours/grpc-js floor (req/s)", "p50 ms", "p99 ms", "errors",
+    "server CPU%", "server CPU ms/req", "pg CPU%", "client CPU%", "host CPU%", "other CPU%",
+  ];
   const out: string[] = [];
   out.push("");
   out.push(`Session lifecycle benchmark: ${SECONDS} s per load after ${WARMUP_SECONDS} s warm-up; ${CPUS} CPUs; CPU % of one core (host max ${CPUS * 100}%)`);
-  out.push(`wrk -t${WRK_THREADS} -c${CONNECTIONS} (Connect JSON, HTTP/1.1); h2load -c1 -m${CONNECTIONS} (gRPC, h2c); pgbench -M prepared -c${PGBENCH_CLIENTS} -j${PGBENCH_THREADS}; server DB_POOL_MAX=${DB_POOL_MAX}`);
+  out.push(
+    `wrk -t${WRK_THREADS} -c${CONNECTIONS} (Connect JSON, HTTP/1.1); h2load -c1 -m${CONNECTIONS} (GetSession gRPC, h2c); ` +
+      `bench/grpc-load.ts 1 connection, ${CONNECTIONS} streams (gRPC writes, h2c); pgbench -M prepared -c${PGBENCH_CLIENTS} -j${PGBENCH_THREADS}; server DB_POOL_MAX=${DB_POOL_MAX}`,
+  );
   out.push("");
-  out.push(table(header, rows, new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])));
+  out.push(table(header, rows, new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])));
   out.push("");
-  out.push("server CPU = the Node server process (ours, no-op) or all PostgreSQL processes (pgbench); ratios are ours / floor.");
+  out.push("server CPU = the Node server process (ours, no-op, grpc-js floor) or all PostgreSQL processes (pgbench); ratios are ours / floor.");
   out.push("server CPU ms/req = server CPU time per request: unlike req/s, it barely moves when other processes compete for the cores.");
+  out.push("");
+  out.push("Targets (issue 7):");
+  for (const line of targets(find, pairs)) out.push(`  ${line}`);
   out.push("");
   out.push("What limits it:");
   for (const m of order) out.push(`  ${limit(m)}`);
@@ -509,7 +644,105 @@ function report(all: Measurement[], pairs: { workload: string; db?: string; noop
   process.stdout.write(`${out.join("\n")}\n`);
 }
 
+/** Formats a ratio against its target: "1.23x (target <= 1.25x): met". */
+function verdict(ratio: number, target: number, atMost: boolean): string {
+  const met = Number.isFinite(ratio) && (atMost ? ratio <= target : ratio >= target);
+  return `${fmt(ratio, 2)}x (target ${atMost ? "<=" : ">="} ${target}x): ${met ? "met" : "NOT met"}`;
+}
+
+/** The issue's targets, each with its numbers from this run. */
+function targets(find: (workload: string | undefined, run: string) => Measurement | undefined, pairs: Pair[]): string[] {
+  const lines: string[] = [];
+  const get = "GetSession gRPC h2c";
+  const noop = find(get, "no-op");
+  const plain = find(get, "grpc-js floor");
+  lines.push(
+    `no-op call through our server vs plain grpc-js (${get}, server CPU ms/req): ${fmt(cpuMsPerRequest(noop), 3)} vs ${fmt(cpuMsPerRequest(plain), 3)} = ` +
+      verdict(cpuMsPerRequest(noop) / cpuMsPerRequest(plain), 1.25, true),
+  );
+  const ours = find(get, "ours");
+  const today = find(get, "ours (connect h2c)");
+  lines.push(
+    `${get}, ours (grpc-js adapter) vs today's (H2C_ADAPTER=connect), req/s: ${fmt(ours?.rate)} vs ${fmt(today?.rate)} = ` +
+      verdict((ours?.rate ?? Number.NaN) / (today?.rate ?? Number.NaN), 2, false),
+  );
+  for (const pair of pairs.filter((p) => p.workload.endsWith("gRPC h2c") && p.workload !== get)) {
+    const m = find(pair.workload, "ours");
+    const db = find(pair.db, "pgbench");
+    const floor = find(pair.workload, "no-op");
+    lines.push(
+      `${pair.workload}: req/s ${fmt(m?.rate)} vs pgbench ${fmt(db?.rate)} tps = ${verdict((m?.rate ?? Number.NaN) / (db?.rate ?? Number.NaN), 1, false)}; ` +
+        `p99 ${fmt(m?.p99, 2)} ms vs pgbench ${fmt(db?.p99, 2)} ms = ${verdict((m?.p99 ?? Number.NaN) / (db?.p99 ?? Number.NaN), 3, true)}; ` +
+        `Node CPU ms/req ${fmt(cpuMsPerRequest(m), 3)} (no-op ${fmt(cpuMsPerRequest(floor), 3)})`,
+    );
+  }
+  return lines;
+}
+
 // ---------------------------------------------------------------- main
+
+/** Starts `session-manager serve` on the benchmark's database, logging to files; waits until it answers. */
+async function startOurs(name: string, databaseUrl: string, h2cAdapter: "grpc-js" | "connect"): Promise<{ child: ChildProcess; port: number; logs: string[] }> {
+  const port = await freePort();
+  const logs = [join(tmp, `${name}.stdout.log`), join(tmp, `${name}.stderr.log`)];
+  const outFd = openSync(logs[0]!, "w");
+  const errFd = openSync(logs[1]!, "w");
+  const child = start(process.execPath, ["--import", "tsx", "src/cli/index.ts", "serve"], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      LOG_LEVEL: "warn",
+      DB_POOL_MAX: String(DB_POOL_MAX),
+      H2C_ADAPTER: h2cAdapter,
+      CORS_ALLOWED_ORIGINS: "",
+      TLS_CERT_FILE: "",
+      TLS_KEY_FILE: "",
+    },
+    stdout: outFd,
+    stderr: errFd,
+  });
+  closeSync(outFd);
+  closeSync(errFd);
+  await waitReady(port, child, `session-manager serve (${name})`);
+  return { child, port, logs };
+}
+
+/** Starts a floor server script that prints "listening <port>"; collects its other output. */
+async function startFloor(script: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number; output: () => string[] }> {
+  const child = start(process.execPath, ["--import", "tsx", script], { env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env } });
+  let log = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (log += chunk));
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (log += chunk));
+  const deadline = Date.now() + 30_000;
+  let port: number | undefined;
+  while (port === undefined) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${script} exited (${child.exitCode ?? child.signalCode}) before it listened:\n${log}`);
+    if (Date.now() > deadline) throw new Error(`${script} printed no "listening <port>" within 30 s:\n${log}`);
+    const match = /^listening (\d+)$/m.exec(log);
+    if (match) port = Number(match[1]);
+    else await sleep(100);
+  }
+  const output = () => log.split("\n").filter((line) => line.trim() !== "" && !line.startsWith("listening "));
+  return { child, port, output };
+}
+
+/**
+ * Writes the sessions that are still open (seeded ones and those the
+ * StartSession loads opened) to a file, except `keep` (the session the
+ * GetSession loads read, so every GetSession run reads the same row).
+ */
+async function writeOpenSessions(file: string, keep: string): Promise<number> {
+  const rows = (await sql!`
+    select session_id from sessions
+    where state = 'active' and (user_id like 'seed-user-%' or user_id like 'wrk-%' or user_id like 'grpc-%')
+      and session_id <> ${keep}
+    order by user_id
+  `) as unknown as { session_id: string }[];
+  writeFileSync(file, `${rows.map((row) => row.session_id).join("\n")}\n`);
+  return rows.length;
+}
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
@@ -531,39 +764,20 @@ async function main(): Promise<void> {
     { env: pgEnv },
   );
   if (setup.code !== 0) throw new Error(`setup.sql failed:\n${setup.stderr}`);
-  notes.push(`Node ${process.version}, PostgreSQL ${pgVersion} (embedded, fsync on), load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  notes.push(`Node ${process.version}, PostgreSQL ${pgVersion} (embedded, fsync on), load average at start ${loadAverage()}`);
 
   const results: Measurement[] = [];
 
-  // 1. Database floors.
+  // 1. Database floors (end.sql last: it ends the sessions get.sql reads).
   results.push(await measure("StartSession (new user)", "pgbench", pgbenchLoad("start.sql", url), null));
   results.push(await measure("AppendSessionEvent", "pgbench", pgbenchLoad("append.sql", url), null));
   results.push(await measure("GetSession", "pgbench", pgbenchLoad("get.sql", url), null));
+  results.push(await measure("EndSession", "pgbench", pgbenchLoad("end.sql", url), null));
 
-  // 2. Our server.
-  const port = await freePort();
-  const outLog = join(tmp, "server.stdout.log");
-  const errLog = join(tmp, "server.stderr.log");
-  const outFd = openSync(outLog, "w");
-  const errFd = openSync(errLog, "w");
-  const server = start(process.execPath, ["--import", "tsx", "src/cli/index.ts", "serve"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: db.url,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      LOG_LEVEL: "warn",
-      DB_POOL_MAX: String(DB_POOL_MAX),
-      CORS_ALLOWED_ORIGINS: "",
-      TLS_CERT_FILE: "",
-      TLS_KEY_FILE: "",
-    },
-    stdout: outFd,
-    stderr: errFd,
-  });
-  closeSync(outFd);
-  closeSync(errFd);
-  await waitReady(port, server, "session-manager serve");
+  // 2. Our server, gRPC on the grpc-js adapter.
+  const ours = await startOurs("ours", db.url, "grpc-js");
+  const port = ours.port;
+  const server = ours.child;
   progress(`our server (pid ${server.pid}) on port ${port}; seeding ${SESSIONS} sessions through StartSession`);
   const ids = await seedSessions(port, SESSIONS);
   const idsFile = join(tmp, "session-ids.txt");
@@ -585,42 +799,75 @@ async function main(): Promise<void> {
   results.push(await measure("AppendSessionEvent Connect/h1", "ours", wrkLoad(port, "append", idsFile), server.pid!));
   results.push(await measure("GetSession Connect/h1", "ours", wrkLoad(port, "get", idsFile), server.pid!));
   results.push(await measure("GetSession gRPC h2c", "ours", h2loadLoad(port, grpcBody), server.pid!));
+  results.push(await measure("StartSession gRPC h2c", "ours", grpcLoad(port, startWorkload()), server.pid!));
+  results.push(await measure("AppendSessionEvent gRPC h2c", "ours", grpcLoad(port, appendWorkload(idsFile)), server.pid!));
+  const endIdsFile = join(tmp, "open-session-ids.txt");
+  const open = await writeOpenSessions(endIdsFile, ids[0]!);
+  notes.push(`EndSession (ours): ${fmt(open)} open sessions to end, each at most once (seeded + opened by the StartSession loads)`);
+  results.push(await measure("EndSession gRPC h2c", "ours", grpcLoad(port, endWorkload(endIdsFile, true)), server.pid!));
 
   // Rows written vs requests answered (in-flight requests at the stop may commit unanswered).
-  const [{ started }] = (await sql`select count(*)::int as started from sessions where user_id like 'wrk-%'`) as unknown as [{ started: number }];
-  const [{ appended }] = (await sql`select count(*)::int as appended from session_events where record_id like 'evt-%' and user_id like 'seed-user-%'`) as unknown as [{ appended: number }];
-  notes.push(`ours wrote ${fmt(started)} sessions for wrk StartSession calls and ${fmt(appended)} events for AppendSessionEvent calls (warm-ups included)`);
+  const [written] = (await sql`
+    select
+      (select count(*)::int from sessions where user_id like 'wrk-%') as wrk_started,
+      (select count(*)::int from session_events where record_id like 'evt-%' and user_id like 'seed-user-%') as wrk_appended,
+      (select count(*)::int from sessions where user_id like 'grpc-%') as grpc_started,
+      (select count(*)::int from session_events where record_id like 'grpc-evt-%') as grpc_appended,
+      (select count(*)::int from session_events where record_id like 'grpc-end-%' and type = 'session.ended') as grpc_ended
+  `) as unknown as [{ wrk_started: number; wrk_appended: number; grpc_started: number; grpc_appended: number; grpc_ended: number }];
+  notes.push(
+    `ours wrote (warm-ups included): wrk ${fmt(written.wrk_started)} sessions, ${fmt(written.wrk_appended)} events; ` +
+      `gRPC ${fmt(written.grpc_started)} sessions, ${fmt(written.grpc_appended)} events, ${fmt(written.grpc_ended)} ends`,
+  );
+  notes.push(`load average after ours: ${loadAverage()}`);
 
   await stop(server, 15_000);
-  logAnomalies("session-manager serve", [outLog, errLog]);
+  logAnomalies("session-manager serve", ours.logs);
 
-  // 3. Framework floor: the no-op server.
-  const noopPort = await freePort();
-  const noop = start(process.execPath, ["--import", "tsx", "bench/noop-server.ts"], {
-    env: { ...process.env, HOST: "127.0.0.1", PORT: String(noopPort) },
-  });
-  let noopLog = "";
-  noop.stdout!.setEncoding("utf8").on("data", (chunk: string) => (noopLog += chunk));
-  noop.stderr!.setEncoding("utf8").on("data", (chunk: string) => (noopLog += chunk));
-  await waitReady(noopPort, noop, "bench/noop-server.ts");
-  await sanity(noopPort, "StartSession", { recordId: "sanity-1", userId: "sanity-user" }, "no-op");
-  await sanity(noopPort, "GetSession", { sessionId: ids[0] }, "no-op");
-  await verifyGrpc(noopPort, grpcBody, "no-op");
-  results.push(await measure("StartSession Connect/h1", "no-op", wrkLoad(noopPort, "start", idsFile), noop.pid!));
-  results.push(await measure("AppendSessionEvent Connect/h1", "no-op", wrkLoad(noopPort, "append", idsFile), noop.pid!));
-  results.push(await measure("GetSession Connect/h1", "no-op", wrkLoad(noopPort, "get", idsFile), noop.pid!));
-  results.push(await measure("GetSession gRPC h2c", "no-op", h2loadLoad(noopPort, grpcBody), noop.pid!));
-  await stop(noop);
-  const noopOutput = noopLog.split("\n").filter((line) => line.trim() !== "" && !line.startsWith("listening "));
-  if (noopOutput.length > 0) notes.push(`no-op server output: ${noopOutput.slice(0, 3).join(" | ").slice(0, 300)}`);
+  // 3. Our server with H2C_ADAPTER=connect (connect-node serves gRPC): "today's" GetSession over gRPC.
+  const connectOurs = await startOurs("ours-connect", db.url, "connect");
+  await verifyGrpc(connectOurs.port, grpcBody, "ours (connect h2c)");
+  results.push(await measure("GetSession gRPC h2c", "ours (connect h2c)", h2loadLoad(connectOurs.port, grpcBody), connectOurs.child.pid!));
+  await stop(connectOurs.child, 15_000);
+  logAnomalies("session-manager serve H2C_ADAPTER=connect", connectOurs.logs);
 
+  // 4. Framework floor: the no-op server (our server, grpc-js adapter, interceptors).
+  const noop = await startFloor("bench/noop-server.ts");
+  await sanity(noop.port, "StartSession", { recordId: "sanity-1", userId: "sanity-user" }, "no-op");
+  await sanity(noop.port, "GetSession", { sessionId: ids[0] }, "no-op");
+  await verifyGrpc(noop.port, grpcBody, "no-op");
+  results.push(await measure("StartSession Connect/h1", "no-op", wrkLoad(noop.port, "start", idsFile), noop.child.pid!));
+  results.push(await measure("AppendSessionEvent Connect/h1", "no-op", wrkLoad(noop.port, "append", idsFile), noop.child.pid!));
+  results.push(await measure("GetSession Connect/h1", "no-op", wrkLoad(noop.port, "get", idsFile), noop.child.pid!));
+  results.push(await measure("GetSession gRPC h2c", "no-op", h2loadLoad(noop.port, grpcBody), noop.child.pid!));
+  results.push(await measure("StartSession gRPC h2c", "no-op", grpcLoad(noop.port, startWorkload()), noop.child.pid!));
+  results.push(await measure("AppendSessionEvent gRPC h2c", "no-op", grpcLoad(noop.port, appendWorkload(idsFile)), noop.child.pid!));
+  results.push(await measure("EndSession gRPC h2c", "no-op", grpcLoad(noop.port, endWorkload(endIdsFile, false)), noop.child.pid!));
+  await stop(noop.child);
+  if (noop.output().length > 0) notes.push(`no-op server output: ${noop.output().slice(0, 3).join(" | ").slice(0, 300)}`);
+
+  // 5. Framework floor: plain grpc-js with pre-encoded answers.
+  const plain = await startFloor("bench/plain-grpc-server.ts");
+  await verifyGrpc(plain.port, grpcBody, "grpc-js floor");
+  results.push(await measure("GetSession gRPC h2c", "grpc-js floor", h2loadLoad(plain.port, grpcBody), plain.child.pid!));
+  await stop(plain.child);
+  if (plain.output().length > 0) notes.push(`plain grpc-js server output: ${plain.output().slice(0, 3).join(" | ").slice(0, 300)}`);
+
+  notes.push(`load average at the end: ${loadAverage()}`);
   notes.push(`total ${fmt((Date.now() - startedAt) / 1000)} s`);
   report(results, [
     { workload: "StartSession Connect/h1", db: "StartSession (new user)" },
     { workload: "AppendSessionEvent Connect/h1", db: "AppendSessionEvent" },
     { workload: "GetSession Connect/h1", db: "GetSession" },
     { workload: "GetSession gRPC h2c", db: "GetSession" },
+    { workload: "StartSession gRPC h2c", db: "StartSession (new user)" },
+    { workload: "AppendSessionEvent gRPC h2c", db: "AppendSessionEvent" },
+    { workload: "EndSession gRPC h2c", db: "EndSession" },
   ]);
+}
+
+function loadAverage(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(" ");
 }
 
 async function cleanup(): Promise<void> {

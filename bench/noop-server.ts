@@ -2,84 +2,23 @@
  * Framework floor for bench/lifecycle.ts: serves SessionManagerService through
  * the SAME one-port server (src/transport/server.ts) and the same interceptors
  * as the service (access log with a silent logger, protovalidate), but its
- * handlers return fixed messages and never touch a database. Whatever this
- * serves per second is the most the service could serve on this transport.
+ * handlers return fixed messages (bench/fixed-responses.ts) and never touch a
+ * database. Whatever this serves per second is the most the service could
+ * serve on this transport: "a no-op call through our server".
  *
- * The fixed responses are built once, through the service's own converters,
- * from a realistic session and event, so they encode to the same shape and
- * size as the service's answers.
+ * gRPC over h2c goes through the grpc-js adapter (src/transport/grpc-js-adapter.ts),
+ * as in the service; H2C_ADAPTER=connect serves it with connect-node instead.
  *
  *   PORT=0 node --import tsx bench/noop-server.ts   # prints "listening <port>"
  */
-import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import pino from "pino";
-import {
-  AppendSessionEventResponseSchema,
-  GetSessionResponseSchema,
-  SessionManagerService,
-  StartSessionResponseSchema,
-} from "../gen/sessionmanager/v1/session_manager_service_pb.js";
-import type { Session, SessionEvent } from "../src/domain/session.js";
-import { toEventMessage, toSessionMessage } from "../src/transport/convert.js";
+import { SessionManagerService } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
+import { createGrpcJsServer } from "../src/transport/grpc-js-adapter.js";
 import { createAccessInterceptor } from "../src/transport/interceptors.js";
 import { createServer } from "../src/transport/server.js";
-
-const HASH = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-const now = new Date();
-
-const session: Session = {
-  sessionId: "sess_01JD0000000000000000000000",
-  userId: "user-42",
-  sessionIndex: 1,
-  previousSessionId: "",
-  state: "active",
-  startTime: now,
-  endTime: null,
-  lastActivityTime: now,
-  expireTime: new Date(now.getTime() + 1_800_000),
-  idleTimeoutMs: 1_800_000,
-  maxDurationMs: null,
-  endReason: null,
-  performerId: "",
-  isTrainingData: false,
-  metadata: { channel: "voice" },
-  lastSeq: 1,
-  lastHash: HASH,
-};
-
-const started: SessionEvent = {
-  eventId: "evt_01JD0000000000000000000000",
-  userId: session.userId,
-  sessionId: session.sessionId,
-  seq: 1,
-  recordId: "start-1",
-  requestHash: HASH,
-  type: "session.started",
-  eventTime: now,
-  receiveTime: now,
-  source: "session_manager",
-  performerId: "",
-  payload: { idle_timeout: "1800s", metadata: { channel: "voice" }, is_training_data: false, previous_session_id: "" },
-  hash: HASH,
-  position: { txId: 1000n, id: 1n },
-};
-
-const appended: SessionEvent = {
-  ...started,
-  eventId: "evt_01JD0000000000000000000001",
-  seq: 2,
-  recordId: "evt-1",
-  type: "care.input.received",
-  source: "speech-worker",
-  payload: { text: "hello" },
-  position: { txId: 1001n, id: 2n },
-};
-
-const startResponse = create(StartSessionResponseSchema, { session: toSessionMessage(session), event: toEventMessage(started) });
-const getResponse = create(GetSessionResponseSchema, { session: toSessionMessage(session) });
-const appendResponse = create(AppendSessionEventResponseSchema, { event: toEventMessage(appended) });
+import { appendResponse, endResponse, getResponse, startResponse } from "./fixed-responses.js";
 
 function routes(router: ConnectRouter): void {
   router.service(SessionManagerService, {
@@ -92,12 +31,17 @@ function routes(router: ConnectRouter): void {
     async appendSessionEvent() {
       return appendResponse;
     },
+    async endSession() {
+      return endResponse;
+    },
   });
 }
 
+const interceptors = [createAccessInterceptor(pino({ level: "silent" })), createValidateInterceptor()];
 const server = createServer({
   routes,
-  interceptors: [createAccessInterceptor(pino({ level: "silent" })), createValidateInterceptor()],
+  interceptors,
+  grpcJs: process.env.H2C_ADAPTER === "connect" ? null : createGrpcJsServer({ routes, interceptors }),
 });
 const port = await server.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? "127.0.0.1");
 process.stdout.write(`listening ${port}\n`);

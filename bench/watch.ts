@@ -7,10 +7,13 @@
  *   - the framework floor: GetSession calls per second (64 in flight, one
  *     HTTP/2 connection);
  *   - a baseline: 1 subscriber that sees every event;
- *   - 1,000 and then 10,000 concurrent subscribers, each filtering one of
+ *   - 1,000 and then 10,000 concurrent subscribers (BENCH_STREAM_COUNTS,
+ *     e.g. "1000,10000,20000", changes the steps), each filtering one of
  *     100 users (so each event goes to N/100 of them), as gRPC streams
  *     multiplexed over HTTP/2 connections of 500 streams each
- *     (BENCH_STREAMS_PER_CONNECTION changes that).
+ *     (BENCH_STREAMS_PER_CONNECTION changes that). When a step exceeds the
+ *     replica's default admission limit (WATCH_STREAMS_MAX, 20,000), the
+ *     replica gets a limit above the largest step.
  * A separate writer process (bench/watch-writer.ts) appends 200 events/s
  * round-robin over the 100 users' sessions during each measurement.
  *
@@ -49,13 +52,30 @@ const RATE = 200;
 const USERS = 100;
 const WRITE_MS = 10_000;
 const STREAMS_PER_CONNECTION = Number(process.env.BENCH_STREAMS_PER_CONNECTION ?? 500);
+const STREAM_COUNTS = streamCounts(process.env.BENCH_STREAM_COUNTS ?? "1000,10000");
+const DEFAULT_WATCH_STREAMS_MAX = 20_000;
 const OPEN_TIMEOUT_MS = 60_000;
 const DRAIN_TIMEOUT_MS = 15_000;
-const OVERALL_TIMEOUT_MS = 300_000;
+/** 5 minutes for the default two steps, one more per further step. */
+const OVERALL_TIMEOUT_MS = 180_000 + 60_000 * STREAM_COUNTS.length;
 const CLIENT_BOUND_PERCENT = 85;
 const SERVER_BOUND_PERCENT = 80;
 
 type SessionClient = Client<typeof SessionManagerService>;
+
+/** Parses BENCH_STREAM_COUNTS: positive integers separated by commas. */
+function streamCounts(raw: string): number[] {
+  const counts = raw.split(",").map((part) => Number(part.trim()));
+  if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n <= 0)) {
+    throw new Error(`BENCH_STREAM_COUNTS must be positive integers separated by commas, got "${raw}"`);
+  }
+  return counts;
+}
+
+/** The replica's admission limit: its default, or above the largest step. */
+function watchStreamsMax(): number {
+  return Math.max(DEFAULT_WATCH_STREAMS_MAX, Math.max(...STREAM_COUNTS) + 1_000);
+}
 
 /** Holds the running pieces of the benchmark. */
 interface Rig {
@@ -108,8 +128,9 @@ async function main(): Promise<void> {
     rig.idleRssKb = readRssKb(rig.serverPid); // idle, but warmed up by the floor measurement
     const rows: Row[] = [];
     rows.push(await guard(runScenario(rig, "baseline: 1 stream, all users", 1, () => "")));
-    rows.push(await guard(runScenario(rig, "1,000 streams, 1 user each", 1_000, (i) => rig.userIds[i % USERS]!)));
-    rows.push(await guard(runScenario(rig, "10,000 streams, 1 user each", 10_000, (i) => rig.userIds[i % USERS]!)));
+    for (const count of STREAM_COUNTS) {
+      rows.push(await guard(runScenario(rig, `${count.toLocaleString("en-US")} streams, 1 user each`, count, (i) => rig.userIds[i % USERS]!)));
+    }
     printReport(rig, floor, rows, Date.now() - began);
   } finally {
     serverExit.catch(() => {});
@@ -129,7 +150,14 @@ async function startServer(databaseUrl: string): Promise<ChildProcess & { baseUr
   const port = await freePort();
   const child = spawn(NODE, ["--import", "tsx", "src/cli/index.ts", "serve"], {
     cwd: ROOT,
-    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), DATABASE_URL: databaseUrl, LOG_LEVEL: "warn" },
+    env: {
+      ...process.env,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      LOG_LEVEL: "warn",
+      WATCH_STREAMS_MAX: String(watchStreamsMax()),
+    },
     stdio: ["ignore", "inherit", "inherit"],
   });
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -411,7 +439,10 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], elapsedMs: number): vo
   const widths = headers.map(([key, title]) => Math.max(title.length, ...rows.map((row) => String(row[key]).length)));
   const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ");
   console.log(`\nWatchSessionEvents benchmark (node ${process.version}, ${cpus().length} cores, one replica, embedded PostgreSQL)`);
-  console.log(`writes: ${RATE}/s for ${WRITE_MS / 1000}s per row over ${USERS} users; streams: gRPC, ${STREAMS_PER_CONNECTION} per HTTP/2 connection`);
+  console.log(
+    `writes: ${RATE}/s for ${WRITE_MS / 1000}s per row over ${USERS} users; streams: gRPC, ${STREAMS_PER_CONNECTION} per HTTP/2 connection; ` +
+      `replica WATCH_STREAMS_MAX=${watchStreamsMax()}`,
+  );
   console.log(
     `framework floor: GetSession ${floor.rps.toFixed(0)} calls/s (64 in flight, 1 connection; server ${floor.serverCpu.toFixed(0)}% cpu, client ${floor.clientCpu.toFixed(0)}% cpu)`,
   );

@@ -1,6 +1,7 @@
 -- AppendSessionEvent on one of :sessions seeded sessions (setup.sql), as
 -- src/service/session-service.ts runs it: one pipeline with the lock of the
--- session's user and the three reads (session, idempotency record, clock);
+-- session's user and the reads (session, idempotency record: event and
+-- request record, clock);
 -- then applyChanges' CTE (jsonb_to_recordset input, guarded update, event
 -- insert). Simplification: pgbench cannot \gset inside a pipeline, so the
 -- input record takes user_id and last_seq from the (locked) session row
@@ -12,6 +13,7 @@ begin;
 select pg_advisory_xact_lock(hashtextextended(user_id, 0)) from sessions where session_id = 'sess_A' || lpad(:n::text, 25, '0');
 select * from sessions where session_id = 'sess_A' || lpad(:n::text, 25, '0');
 select * from session_events where user_id = (select user_id from sessions where session_id = 'sess_A' || lpad(:n::text, 25, '0') limit 1) and record_id = 'evt-' || :rid;
+select record_id, request_hash from request_records where user_id = (select user_id from sessions where session_id = 'sess_A' || lpad(:n::text, 25, '0') limit 1) and record_id = 'evt-' || :rid;
 select clock_timestamp() as now;
 \endpipeline
 with input as (

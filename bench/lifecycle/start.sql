@@ -1,13 +1,14 @@
 -- StartSession for a new user, as src/service/session-service.ts runs it:
--- lock the user; pipeline the three reads (idempotency record, latest
--- session, clock); one CTE inserts the session, upserts the user and inserts
--- the session.started event. Simplified: times from now() instead of bound
--- parameters, static hashes and payload.
+-- lock the user; pipeline the reads (idempotency record: event and request
+-- record; latest session; clock); one CTE inserts the session, upserts the
+-- user and inserts the session.started event. Simplified: times from now()
+-- instead of bound parameters, static hashes and payload.
 \set uid random(1, 999999999999999)
 begin;
 select pg_advisory_xact_lock(hashtextextended('pgb-s-' || :uid, 0));
 \startpipeline
 select * from session_events where user_id = 'pgb-s-' || :uid and record_id = 'start-' || :uid;
+select record_id, request_hash from request_records where user_id = 'pgb-s-' || :uid and record_id = 'start-' || :uid;
 select sessions.* from users join sessions on sessions.user_id = users.user_id and sessions.session_id = users.last_session_id where users.user_id = 'pgb-s-' || :uid;
 select clock_timestamp() as now;
 \endpipeline
