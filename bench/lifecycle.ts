@@ -695,6 +695,8 @@ async function startOurs(name: string, databaseUrl: string, h2cAdapter: "grpc-js
       PORT: String(port),
       LOG_LEVEL: "warn",
       DB_POOL_MAX: String(DB_POOL_MAX),
+      // One process, so the CPU measured for this pid is the whole server's (WORKERS defaults to the cores).
+      WORKERS: "1",
       H2C_ADAPTER: h2cAdapter,
       CORS_ALLOWED_ORIGINS: "",
       TLS_CERT_FILE: "",

@@ -157,6 +157,8 @@ async function startServer(databaseUrl: string): Promise<ChildProcess & { baseUr
       DATABASE_URL: databaseUrl,
       LOG_LEVEL: "warn",
       WATCH_STREAMS_MAX: String(watchStreamsMax()),
+      // One process, so the CPU and RSS measured for this pid are the replica's (WORKERS defaults to the cores).
+      WORKERS: "1",
     },
     stdio: ["ignore", "inherit", "inherit"],
   });

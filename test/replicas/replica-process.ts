@@ -51,6 +51,8 @@ export async function startReplica(name: string, databaseUrl: string): Promise<R
       WATCH_POLL_MS: "20",
       WATCH_HEARTBEAT_MS: "300",
       SHUTDOWN_GRACE_MS: "500",
+      // One process per replica: the test kills replicas by pid.
+      WORKERS: "1",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
