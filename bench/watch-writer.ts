@@ -71,8 +71,11 @@ async function write(run: WriteRun): Promise<void> {
         },
         (error: unknown) => {
           failed += 1;
-          const code = Code[ConnectError.from(error).code];
+          const connectError = ConnectError.from(error);
+          const code = Code[connectError.code];
           failures[code] = (failures[code] ?? 0) + 1;
+          // The first message of each code goes to stderr, so a run says what failed, not only how often.
+          if (failures[code] === 1) process.stderr.write(`[writer] first ${code}: ${connectError.rawMessage}${connectError.cause ? ` (cause: ${String(connectError.cause)})` : ""}\n`);
         },
       )
       .finally(() => inFlight.delete(call));
