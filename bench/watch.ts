@@ -137,8 +137,11 @@ async function main(): Promise<void> {
     overall.catch(() => {});
     writer.kill("SIGKILL");
     if (server.exitCode === null && server.signalCode === null) {
-      server.kill("SIGKILL");
+      // SIGTERM first: a graceful exit lets --cpu-prof (BENCH_SERVER_NODE_ARGS) write its profile.
+      server.kill("SIGTERM");
+      const killer = setTimeout(() => server.kill("SIGKILL"), 5_000);
       await once(server, "exit");
+      clearTimeout(killer);
     }
     await database.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -148,7 +151,9 @@ async function main(): Promise<void> {
 /** Starts the replica and waits until it answers. */
 async function startServer(databaseUrl: string): Promise<ChildProcess & { baseUrl: string }> {
   const port = await freePort();
-  const child = spawn(NODE, ["--import", "tsx", "src/cli/index.ts", "serve"], {
+  // BENCH_SERVER_NODE_ARGS passes Node flags to the replica only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
+  const child = spawn(NODE, [...nodeArgs, "--import", "tsx", "src/cli/index.ts", "serve"], {
     cwd: ROOT,
     env: {
       ...process.env,

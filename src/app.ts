@@ -55,7 +55,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     interceptors,
     grpcJs:
       config.h2cAdapter === "grpc-js" && !tls
-        ? createGrpcJsServer({ routes, interceptors, shutdown: shutdown.signal, maxConcurrentStreams: config.http2MaxConcurrentStreams })
+        ? createGrpcJsServer({ routes, interceptors, maxConcurrentStreams: config.http2MaxConcurrentStreams })
         : null,
     maxConcurrentStreams: config.http2MaxConcurrentStreams,
     corsAllowedOrigins: config.corsAllowedOrigins,
