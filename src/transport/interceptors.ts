@@ -36,13 +36,11 @@ const CLIENT_GONE_CODES = new Set([
 ]);
 
 /**
- * Tells whether a call failed because its client went away: the call's
- * signal is aborted, or the error is one of Node's stream errors for a reset.
- * Such a call is logged as canceled at info level, never as an internal error.
+ * Tells whether an error is one of Node's stream errors for a client that
+ * reset or abandoned the call, also when connect-es wrapped it (a failed body
+ * read becomes ConnectError INTERNAL with the Node error as its cause).
  */
-export function isClientCancel(error: unknown, signal: AbortSignal): boolean {
-  if (signal.aborted) return true;
-  // connect-es wraps a failed body read in ConnectError INTERNAL with the Node error as its cause.
+function isResetError(error: unknown): boolean {
   for (let e = error, depth = 0; typeof e === "object" && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && CLIENT_GONE_CODES.has(code)) return true;
@@ -114,9 +112,10 @@ export function createAccessInterceptor(log: Logger): Interceptor {
  * signal also aborts once they finish normally.
  */
 async function classify(error: unknown, req: { stream: boolean; signal: AbortSignal }): Promise<ConnectError> {
-  if (!req.stream) return isClientCancel(error, NOT_ABORTED) ? canceled() : toConnectError(error);
-  if (!isClientCancel(error, req.signal) && isMissingInput(error)) await abortOf(req.signal, RESET_WAIT_MS);
-  return isClientCancel(error, req.signal) ? canceled() : toConnectError(error);
+  if (isResetError(error)) return canceled();
+  if (!req.stream) return toConnectError(error);
+  if (!req.signal.aborted && isMissingInput(error)) await abortOf(req.signal, RESET_WAIT_MS);
+  return req.signal.aborted ? canceled() : toConnectError(error);
 }
 
 const RESET_WAIT_MS = 100;
@@ -131,8 +130,6 @@ function abortOf(signal: AbortSignal, ms: number): Promise<void> {
     signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
   });
 }
-
-const NOT_ABORTED = new AbortController().signal;
 
 function canceled(): ConnectError {
   return new ConnectError("canceled by the client", Code.Canceled);
