@@ -693,6 +693,7 @@ async function startOurs(name: string, databaseUrl: string, h2cAdapter: "grpc-js
       DATABASE_URL: databaseUrl,
       HOST: "127.0.0.1",
       PORT: String(port),
+      AUTH: process.env.BENCH_AUTH ?? "off",
       LOG_LEVEL: "warn",
       DB_POOL_MAX: String(DB_POOL_MAX),
       // One process, so the CPU measured for this pid is the whole server's (WORKERS defaults to the cores).

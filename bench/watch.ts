@@ -159,6 +159,7 @@ async function startServer(databaseUrl: string): Promise<ChildProcess & { baseUr
       ...process.env,
       HOST: "127.0.0.1",
       PORT: String(port),
+      AUTH: "off",
       DATABASE_URL: databaseUrl,
       LOG_LEVEL: "warn",
       WATCH_STREAMS_MAX: String(watchStreamsMax()),

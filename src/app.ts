@@ -9,6 +9,10 @@ import { checkDatabase, openDatabase, startEmbeddedPostgres, type EmbeddedDataba
 import { migrate } from "./db/migrate.js";
 import type { Feed } from "./feed/watch.js";
 import type { SessionService } from "./service/session-service.js";
+import { createAuthenticator } from "./auth/authenticator.js";
+import { createGuard } from "./auth/guard.js";
+import { createAuthInterceptor } from "./auth/interceptor.js";
+import { createJwtVerifier } from "./auth/jwt.js";
 import { createAccessInterceptor } from "./transport/interceptors.js";
 import { createRoutes } from "./transport/routes.js";
 import { createGrpcJsServer } from "./transport/grpc-js-adapter.js";
@@ -47,19 +51,49 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     () => false,
   );
   const shutdown = new AbortController();
-  const routes = createRoutes({ service, feed, isServing, shutdown: shutdown.signal });
-  const interceptors = [createAccessInterceptor(log), createValidateInterceptor()];
+  const authenticator = createAuthenticator({
+    sql,
+    log,
+    mode: config.auth,
+    jwt:
+      config.jwtJwksUrl !== null || config.jwtPublicKeyFile !== null
+        ? createJwtVerifier({
+            jwksUrl: config.jwtJwksUrl,
+            publicKeyFile: config.jwtPublicKeyFile,
+            issuer: config.jwtIssuer,
+            audience: config.jwtAudience,
+            userClaim: config.jwtUserClaim,
+          })
+        : null,
+    cacheMs: config.authCacheMs,
+    certificateRoles: config.tlsClientRoles,
+  });
+  if (config.auth === "off") log.warn({ host: config.host }, "AUTH=off: every caller may do everything (loopback only)");
+  const guard = createGuard({ sql, streamsPerPrincipal: config.watchStreamsPerPrincipal });
+  const routes = createRoutes({ service, feed, guard, isServing, shutdown: shutdown.signal });
+  const interceptors = [createAccessInterceptor(log), createAuthInterceptor(authenticator), createValidateInterceptor()];
   const tls = config.tlsCertFile !== null;
   const server = createServer({
     routes,
     interceptors,
     grpcJs:
       config.h2cAdapter === "grpc-js" && !tls
-        ? createGrpcJsServer({ routes, interceptors, maxConcurrentStreams: config.http2MaxConcurrentStreams })
+        ? createGrpcJsServer({
+            routes,
+            interceptors,
+            maxConcurrentStreams: config.http2MaxConcurrentStreams,
+            readMaxBytes: config.maxRequestBytes,
+            maxMetadataBytes: config.maxHeaderListBytes,
+          })
         : null,
     maxConcurrentStreams: config.http2MaxConcurrentStreams,
+    maxHeaderListBytes: config.maxHeaderListBytes,
+    readMaxBytes: config.maxRequestBytes,
     corsAllowedOrigins: config.corsAllowedOrigins,
-    tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : null,
+    tls:
+      config.tlsCertFile && config.tlsKeyFile
+        ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, clientCaFile: config.tlsClientCaFile }
+        : null,
     headersTimeoutMs: config.headersTimeoutMs,
     connectionIdleMs: config.connectionIdleMs,
   });
@@ -74,6 +108,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     port,
     async stop() {
       shutdown.abort();
+      authenticator.close();
       const wiringClosed = closeWiring();
       await server.close(config.shutdownGraceMs);
       await wiringClosed;

@@ -34,6 +34,19 @@ export interface Config {
   shutdownGraceMs: number;
   workers: number;
   logLevel: string;
+  auth: "required" | "off";
+  authCacheMs: number;
+  jwtJwksUrl: string | null;
+  jwtPublicKeyFile: string | null;
+  jwtIssuer: string | null;
+  jwtAudience: string | null;
+  jwtUserClaim: string;
+  watchStreamsPerPrincipal: number;
+  tlsClientCaFile: string | null;
+  /** Client certificate name (CN or SAN) to role. */
+  tlsClientRoles: Map<string, "reader" | "writer" | "admin">;
+  maxRequestBytes: number;
+  maxHeaderListBytes: number;
 }
 
 /** Describes one environment variable as the README's config table shows it. */
@@ -96,6 +109,21 @@ function originsOf(raw: string | undefined): string[] | { problem: string } {
   const origins = (raw ?? "").split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
   const bad = origins.find((origin) => origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin));
   return bad === undefined ? origins : { problem: `${JSON.stringify(bad)} is not an origin like https://app.example.com` };
+}
+
+function certificateRoles(raw: string | undefined): Config["tlsClientRoles"] | { problem: string } {
+  const roles: Config["tlsClientRoles"] = new Map();
+  for (const entry of (raw ?? "").split(",").map((part) => part.trim()).filter((part) => part !== "")) {
+    const match = /^([^=\s]+)=(reader|writer|admin)$/.exec(entry);
+    if (match === null) return { problem: `${JSON.stringify(entry)} is not name=role (role: reader, writer or admin)` };
+    roles.set(match[1]!, match[2] as "reader" | "writer" | "admin");
+  }
+  return roles;
+}
+
+/** Tells whether a HOST value only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function onOff(raw: string | undefined): boolean | { problem: string } {
@@ -210,6 +238,55 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
     description:
       "Server processes `serve` runs on the port (node:cluster), each a full replica; default the number of cores. 1 runs the service in the one process.",
   },
+  text(
+    "AUTH",
+    "auth",
+    "required",
+    "required: every RPC but health and reflection needs a credential (README, Credentials); off: no checks, accepted only when HOST is a loopback address.",
+    (value) => (value === "required" || value === "off" ? null : "expected required or off"),
+  ),
+  integer(
+    "AUTH_CACHE_MS",
+    "authCacheMs",
+    2_000,
+    [100, 5_000],
+    "How long a replica trusts an API key it read from the database, and how often it checks its accepted keys for revocation, in milliseconds.",
+  ),
+  text("JWT_JWKS_URL", "jwtJwksUrl", null, "URL of the identity provider's JWKS; JWTs signed by its keys are accepted (fetched and cached).", (url) =>
+    /^https?:\/\//.test(url) ? null : "expected an http:// or https:// URL",
+  ),
+  text("JWT_PUBLIC_KEY_FILE", "jwtPublicKeyFile", null, "PEM public key or JWKS JSON file to verify JWTs with, instead of JWT_JWKS_URL."),
+  text("JWT_ISSUER", "jwtIssuer", null, "Required `iss` of JWTs (unset: not checked)."),
+  text("JWT_AUDIENCE", "jwtAudience", null, "Required `aud` of JWTs (unset: not checked)."),
+  text("JWT_USER_CLAIM", "jwtUserClaim", "sub", "JWT claim that holds the caller's user_id; such a caller only reaches that user's sessions and events."),
+  integer(
+    "WATCH_STREAMS_PER_PRINCIPAL",
+    "watchStreamsPerPrincipal",
+    100,
+    [1, 1_000_000],
+    "WatchSessionEvents streams one credential may hold open on one replica; more get RESOURCE_EXHAUSTED / TOO_MANY_STREAMS.",
+  ),
+  text(
+    "TLS_CLIENT_CA_FILE",
+    "tlsClientCaFile",
+    null,
+    "PEM CA bundle; with TLS, clients may present a certificate it signed, and TLS_CLIENT_ROLES gives its name a role.",
+  ),
+  {
+    name: "TLS_CLIENT_ROLES",
+    key: "tlsClientRoles",
+    shown: "(none)",
+    parse: certificateRoles,
+    description: "Comma-separated `name=role` of client certificates (subject CN or a SAN DNS/URI name), e.g. `worker-a=writer`.",
+  },
+  integer("MAX_REQUEST_BYTES", "maxRequestBytes", 1_048_576, [1_024, 67_108_864], "Largest request message accepted, in bytes; larger get RESOURCE_EXHAUSTED."),
+  integer(
+    "MAX_HEADER_LIST_BYTES",
+    "maxHeaderListBytes",
+    16_384,
+    [1_024, 1_048_576],
+    "Largest header block (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, HTTP/1.1 header size) accepted, in bytes; larger requests are refused by the HTTP layer.",
+  ),
   text("LOG_LEVEL", "logLevel", "info", "pino log level: trace, debug, info, warn, error, fatal or silent.", (level) =>
     LOG_LEVELS.includes(level) ? null : `expected one of ${LOG_LEVELS.join(", ")}`,
   ),
@@ -252,6 +329,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((config.tlsCertFile === null) !== (config.tlsKeyFile === null)) {
     problems.push("TLS_CERT_FILE and TLS_KEY_FILE: set both or neither");
   }
+  if (config.auth === "off" && !isLoopbackHost(config.host as string)) {
+    problems.push(`AUTH=off: only allowed when HOST is a loopback address (127.0.0.1, ::1, localhost), not ${JSON.stringify(config.host)}: a server other hosts can reach never runs without credentials`);
+  }
+  if (config.jwtJwksUrl !== null && config.jwtPublicKeyFile !== null) problems.push("JWT_JWKS_URL and JWT_PUBLIC_KEY_FILE: set one or neither");
+  if (config.tlsClientCaFile !== null && config.tlsCertFile === null) problems.push("TLS_CLIENT_CA_FILE: needs TLS (TLS_CERT_FILE and TLS_KEY_FILE)");
+  if ((config.tlsClientRoles as Map<string, string>).size > 0 && config.tlsClientCaFile === null) problems.push("TLS_CLIENT_ROLES: needs TLS_CLIENT_CA_FILE");
   if (problems.length > 0) throw new ConfigError(problems);
   return config as unknown as Config;
 }

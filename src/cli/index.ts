@@ -5,6 +5,7 @@
  */
 import { ConfigError, loadConfig, type Config } from "../config.js";
 import { exportCommand } from "./export.js";
+import { keysCommand } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
 import { pruneCommand } from "./prune.js";
 import { serve } from "./serve.js";
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, Command> = {
   tail: { summary: "follow the live event feed through the RPC, as JSON lines", run: tail },
   export: { summary: "write events from the database as CloudEvents JSON lines", run: exportCommand },
   verify: { summary: "recompute the event hash chains and report the first broken link", run: verifyCommand },
+  keys: { summary: "create, list or revoke API keys (the secret is printed once)", run: keysCommand },
   prune: { summary: "archive, then remove whole sessions that ended before a time", run: pruneCommand },
 };
 

@@ -12,7 +12,7 @@
  * repeats across reconnects. SIGINT or SIGTERM stops it with exit status 0.
  */
 import { toJsonString } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import {
   SessionManagerService,
@@ -30,6 +30,9 @@ const USAGE = `usage: session-manager tail [options]
 
 Follows the live event feed (WatchSessionEvents) and prints one JSON object
 per line. Reconnects by itself and resumes after the last cursor it received.
+The credential (an API key or a JWT) is read from the environment variable
+SESSION_MANAGER_CREDENTIAL, never from the command line (other users of the
+machine can read command lines).
 
 options:
   --url <url>             the service (default http://localhost:8080)
@@ -120,17 +123,26 @@ function toTailOptions(values: {
     }
   }
   return {
-    transport: createTransport(baseUrl.toString(), values.protocol),
+    transport: createTransport(baseUrl.toString(), values.protocol, process.env.SESSION_MANAGER_CREDENTIAL?.trim() ?? ""),
     request: { userId: values.user, sessionId: values.session, types: values.type ?? [], fromBeginning: values["from-beginning"] },
     afterCursor: values.after,
     frames: values.frames,
   };
 }
 
-function createTransport(baseUrl: string, protocol: "connect" | "grpc"): Transport {
+function createTransport(baseUrl: string, protocol: "connect" | "grpc", credential: string): Transport {
+  const interceptors: Interceptor[] =
+    credential === ""
+      ? []
+      : [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${credential}`);
+            return next(req);
+          },
+        ];
   return protocol === "grpc"
-    ? createGrpcTransport({ baseUrl, pingIntervalMs: 10_000 })
-    : createConnectTransport({ baseUrl, httpVersion: "1.1" });
+    ? createGrpcTransport({ baseUrl, pingIntervalMs: 10_000, interceptors })
+    : createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors });
 }
 
 /**

@@ -26,6 +26,10 @@ export const REASON_CODES: Record<Reason, Code> = {
   SESSION_PAUSED: Code.FailedPrecondition,
   CURSOR_EXPIRED: Code.OutOfRange,
   TOO_MANY_STREAMS: Code.ResourceExhausted,
+  CREDENTIALS_MISSING: Code.Unauthenticated,
+  CREDENTIALS_INVALID: Code.Unauthenticated,
+  ROLE_NOT_ALLOWED: Code.PermissionDenied,
+  USER_NOT_ALLOWED: Code.PermissionDenied,
   DATABASE_UNAVAILABLE: Code.Unavailable,
   SERVER_SHUTTING_DOWN: Code.Unavailable,
 };

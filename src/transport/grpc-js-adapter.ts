@@ -36,6 +36,8 @@ export interface GrpcJsServerOptions {
   readMaxBytes?: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. Default 1000. */
   maxConcurrentStreams?: number;
+  /** Largest request metadata (header list), in bytes; larger: RESOURCE_EXHAUSTED. Default 16 KiB. */
+  maxMetadataBytes?: number;
 }
 
 /**
@@ -46,6 +48,7 @@ export function createGrpcJsServer(options: GrpcJsServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.readMaxBytes ?? 1024 * 1024,
     "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? 1000,
+    "grpc.max_metadata_size": options.maxMetadataBytes ?? 16 * 1024,
   });
   for (const spec of collectServices(options.routes)) {
     const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};

@@ -4,6 +4,7 @@
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { PRINCIPAL } from "../auth/principal.js";
 import { toConnectError } from "./errors.js";
 
 type Fields = Record<string, unknown>;
@@ -62,6 +63,8 @@ export function createAccessInterceptor(log: Logger): Interceptor {
     const started = performance.now();
     const fields: Fields = { rpc: req.method.name, protocol: protocolOf(req.header.get("content-type") ?? ""), ...(req.stream ? {} : ids(req.message)) };
     const done = (error: ConnectError | undefined, extra: Fields = {}) => {
+      const principal = req.contextValues.get(PRINCIPAL);
+      if (principal !== null) fields.principal = principal.id;
       const code = error === undefined ? "ok" : Code[error.code];
       const level = error?.code === Code.Internal ? "error" : "info";
       // The cause (e.g. the driver's error behind DATABASE_UNAVAILABLE) is logged, never sent.

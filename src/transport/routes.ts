@@ -23,6 +23,7 @@ import {
   type WatchSessionEventsResponse,
 } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
+import type { Guard } from "../auth/guard.js";
 import type { Feed, WatchFrame } from "../feed/watch.js";
 import type { SessionEvent } from "../domain/session.js";
 import type { SessionService } from "../service/session-service.js";
@@ -34,6 +35,8 @@ import { fromStateFilter, optionalDate, optionalMs, toEventMessage, toSessionMes
 export interface RouteDeps {
   service: SessionService;
   feed: Feed;
+  /** The caller checks of the handlers (src/auth/guard.ts); the auth interceptor must run before them. */
+  guard: Guard;
   /** Resolves true while the replica can serve; when given, grpc.health.v1 is served too. */
   isServing?: () => Promise<boolean>;
   /** Aborted when the server shuts down (ends health Watch streams). */
@@ -44,17 +47,18 @@ export interface RouteDeps {
  * Returns a function that registers SessionManagerService, gRPC server
  * reflection and (with `isServing`) the gRPC health service on a router.
  */
-export function createRoutes({ service, feed, isServing, shutdown }: RouteDeps) {
+export function createRoutes({ service, feed, guard, isServing, shutdown }: RouteDeps) {
   return (router: ConnectRouter) => {
     registerReflection(router, [file_sessionmanager_v1_session_manager_service, file_grpc_health_v1_health]);
     if (isServing) registerHealth(router, { isServing, ...(shutdown ? { shutdown } : {}) });
-    registerSessionManager(router, service, feed);
+    registerSessionManager(router, service, feed, guard);
   };
 }
 
-function registerSessionManager(router: ConnectRouter, service: SessionService, feed: Feed) {
+function registerSessionManager(router: ConnectRouter, service: SessionService, feed: Feed, guard: Guard) {
   router.service(SessionManagerService, {
-    async startSession(req) {
+    async startSession(req, ctx) {
+      guard.checkUser(ctx.values, req.userId);
       const result = await service.startSession({
         recordId: req.recordId,
         userId: req.userId,
@@ -72,7 +76,8 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
       });
     },
 
-    async endSession(req) {
+    async endSession(req, ctx) {
+      await guard.checkSession(ctx.values, req.sessionId);
       const result = await service.endSession({
         recordId: req.recordId,
         sessionId: req.sessionId,
@@ -85,22 +90,26 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
       });
     },
 
-    async heartbeatSession(req) {
+    async heartbeatSession(req, ctx) {
+      await guard.checkSession(ctx.values, req.sessionId);
       const session = await service.heartbeatSession(req.sessionId);
       return create(HeartbeatSessionResponseSchema, { session: toSessionMessage(session) });
     },
 
-    async pauseSession(req) {
+    async pauseSession(req, ctx) {
+      await guard.checkSession(ctx.values, req.sessionId);
       const { session } = await service.pauseSession({ recordId: req.recordId, sessionId: req.sessionId });
       return create(PauseSessionResponseSchema, { session: toSessionMessage(session) });
     },
 
-    async resumeSession(req) {
+    async resumeSession(req, ctx) {
+      await guard.checkSession(ctx.values, req.sessionId);
       const { session } = await service.resumeSession({ recordId: req.recordId, sessionId: req.sessionId });
       return create(ResumeSessionResponseSchema, { session: toSessionMessage(session) });
     },
 
-    async updateSession(req) {
+    async updateSession(req, ctx) {
+      await guard.checkSession(ctx.values, req.session?.sessionId ?? "");
       const paths = new Set(req.updateMask?.paths ?? []);
       const { session } = await service.updateSession({
         recordId: req.recordId,
@@ -111,12 +120,14 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
       return create(UpdateSessionResponseSchema, { session: toSessionMessage(session) });
     },
 
-    async getSession(req) {
+    async getSession(req, ctx) {
+      await guard.checkSession(ctx.values, req.sessionId);
       const session = await service.getSession(req.sessionId);
       return create(GetSessionResponseSchema, { session: toSessionMessage(session) });
     },
 
-    async listSessions(req) {
+    async listSessions(req, ctx) {
+      guard.checkUser(ctx.values, req.userId);
       const page = await service.listSessions({
         userId: req.userId === "" ? null : req.userId,
         state: fromStateFilter(req.state),
@@ -129,7 +140,8 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
       });
     },
 
-    async appendSessionEvent(req) {
+    async appendSessionEvent(req, ctx) {
+      await guard.checkSession(ctx.values, req.sessionId);
       const result = await service.appendSessionEvent({
         recordId: req.recordId,
         sessionId: req.sessionId,
@@ -142,7 +154,8 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
       return create(AppendSessionEventResponseSchema, { event: toEventMessage(result.event) });
     },
 
-    async listSessionEvents(req) {
+    async listSessionEvents(req, ctx) {
+      await guard.checkSession(ctx.values, req.sessionId);
       const page = await service.listSessionEvents({
         sessionId: req.sessionId,
         pageSize: req.pageSize,
@@ -155,17 +168,24 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
     },
 
     async *watchSessionEvents(req, ctx) {
-      const frames = feed.watch(
-        {
-          userId: req.userId,
-          sessionId: req.sessionId,
-          types: req.types,
-          afterCursor: req.afterCursor,
-          fromBeginning: req.fromBeginning,
-        },
-        ctx.signal,
-      );
-      for await (const frame of frames) yield toFrameMessage(frame);
+      guard.checkUser(ctx.values, req.userId);
+      const grant = guard.openStream(ctx.values);
+      try {
+        const frames = feed.watch(
+          {
+            userId: req.userId,
+            sessionId: req.sessionId,
+            types: req.types,
+            afterCursor: req.afterCursor,
+            fromBeginning: req.fromBeginning,
+          },
+          grant.signal === null ? ctx.signal : AbortSignal.any([ctx.signal, grant.signal]),
+        );
+        for await (const frame of frames) yield toFrameMessage(frame);
+        if (grant.signal?.aborted && !ctx.signal.aborted) throw grant.ended();
+      } finally {
+        grant.release();
+      }
     },
     });
 }

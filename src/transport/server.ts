@@ -15,11 +15,13 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { cors as connectCors } from "@connectrpc/connect";
+import { cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import corsMiddleware from "cors";
+import { PEER_CERTIFICATE, type PeerCertificate } from "../auth/authenticator.js";
 import { routeBySniffing } from "./sniff.js";
 
 /** Configures `createServer`. */
@@ -28,8 +30,12 @@ export interface ServerOptions {
   interceptors: Interceptor[];
   /** Browser origins allowed by CORS; "*" allows any. Default none. */
   corsAllowedOrigins?: string[];
-  /** PEM files; when both are set the server speaks TLS only. */
-  tls?: { certFile: string; keyFile: string } | null;
+  /**
+   * PEM files; when set the server speaks TLS only. With `clientCaFile`,
+   * clients may present a certificate signed by it; a verified one reaches
+   * the interceptors as PEER_CERTIFICATE (unverified ones are ignored, not refused).
+   */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string | null } | null;
   /** Largest accepted request message, in bytes. Default 1 MiB. */
   readMaxBytes?: number;
   /**
@@ -42,6 +48,8 @@ export interface ServerOptions {
   connectionIdleMs?: number;
   /** SETTINGS_MAX_CONCURRENT_STREAMS of the connect-node HTTP/2 servers. Default 1000. */
   maxConcurrentStreams?: number;
+  /** Largest request header block (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, HTTP/1.1 maxHeaderSize), in bytes. Default 16 KiB. */
+  maxHeaderListBytes?: number;
   /** Serves cleartext HTTP/2 (gRPC) instead of connect-node (see the module comment). */
   grpcJs?: grpc.Server | null;
 }
@@ -61,10 +69,12 @@ type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.
 
 /** Creates the server that serves every protocol on one port. */
 export function createServer(options: ServerOptions): Server {
+  const verifiesClients = Boolean(options.tls?.clientCaFile);
   const connect = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
     readMaxBytes: options.readMaxBytes ?? 1024 * 1024,
+    ...(verifiesClients ? { contextValues: (req) => createContextValues().set(PEER_CERTIFICATE, peerCertificateOf(req.socket as TLSSocket)) } : {}),
   }) as Handler;
   const handler = withCors(connect, options.corsAllowedOrigins ?? []);
   const sockets = new Set<net.Socket>();
@@ -73,15 +83,25 @@ export function createServer(options: ServerOptions): Server {
   const idle = { firstStreamMs: headersTimeoutMs, idleMs: options.connectionIdleMs ?? 300_000 };
 
   let listener: net.Server;
-  const h1 = http.createServer({ headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000) }, handler);
-  const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000 };
+  const maxHeaderListBytes = options.maxHeaderListBytes ?? 16 * 1024;
+  const h1 = http.createServer(
+    { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000), maxHeaderSize: maxHeaderListBytes },
+    handler,
+  );
+  const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000, maxHeaderListSize: maxHeaderListBytes };
   const h2 = http2.createServer({ settings }, handler);
   h2.on("session", (session) => trackSession(session, h2Sessions, idle));
   const injector = options.grpcJs ? injectorOf(options.grpcJs, (session) => trackSession(session, h2Sessions, idle)) : null;
   const h2c = injector ? (socket: net.Socket) => injector.injectConnection(socket) : (socket: net.Socket) => h2.emit("connection", socket);
   if (options.tls) {
     const secure = http2.createSecureServer(
-      { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true, settings },
+      {
+        cert: readFileSync(options.tls.certFile),
+        key: readFileSync(options.tls.keyFile),
+        allowHTTP1: true,
+        settings,
+        ...(verifiesClients ? { ca: readFileSync(options.tls.clientCaFile!), requestCert: true, rejectUnauthorized: false } : {}),
+      },
       handler,
     );
     secure.on("session", (session) => trackSession(session, h2Sessions, idle));
@@ -175,13 +195,31 @@ function http2ServersOf(server: grpc.Server): http2.Http2Server[] {
   return map instanceof Map ? [...map.keys()] : [];
 }
 
-/** Adds CORS for the allowed browser origins, with Connect's method and header lists. */
+/**
+ * Returns the names of a client certificate the server's CA verified (subject
+ * CN, then subjectAltName DNS and URI entries), or null when the client sent
+ * none or one that did not verify.
+ */
+function peerCertificateOf(socket: TLSSocket): PeerCertificate | null {
+  if (!socket.authorized) return null;
+  const certificate = socket.getPeerCertificate();
+  const names: string[] = [];
+  const cn = certificate.subject?.CN;
+  if (typeof cn === "string") names.push(cn);
+  for (const entry of (certificate.subjectaltname ?? "").split(",")) {
+    const match = /^\s*(DNS|URI):(.+)$/.exec(entry);
+    if (match) names.push(match[2]!.trim());
+  }
+  return { names };
+}
+
+/** Adds CORS for the allowed browser origins, with Connect's method and header lists plus `authorization`. */
 function withCors(next: Handler, origins: string[]): Handler {
   if (origins.length === 0) return next;
   const middleware = corsMiddleware({
     origin: origins.includes("*") ? true : origins,
     methods: [...connectCors.allowedMethods],
-    allowedHeaders: [...connectCors.allowedHeaders],
+    allowedHeaders: [...connectCors.allowedHeaders, "Authorization"],
     exposedHeaders: [...connectCors.exposedHeaders],
     maxAge: 7200,
   });

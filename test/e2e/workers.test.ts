@@ -59,7 +59,7 @@ describe("WORKERS=2", () => {
     const port = await freePort();
     const child = spawn(`${ROOT}node_modules/.bin/node`, ["--import", "tsx", "src/cli/index.ts", "serve"], {
       cwd: ROOT,
-      env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), DATABASE_URL: databaseUrl(), WORKERS: "2", LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "0", SHUTDOWN_GRACE_MS: "500" },
+      env: { ...process.env, HOST: "127.0.0.1", AUTH: "off", PORT: String(port), DATABASE_URL: databaseUrl(), WORKERS: "2", LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "0", SHUTDOWN_GRACE_MS: "500" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.push(child);

@@ -45,6 +45,7 @@ export async function startReplica(name: string, databaseUrl: string): Promise<R
     env: {
       ...process.env,
       HOST: "127.0.0.1",
+      AUTH: "off",
       PORT: String(port),
       DATABASE_URL: databaseUrl,
       LOG_LEVEL: "warn",

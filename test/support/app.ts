@@ -26,6 +26,8 @@ export async function startTestApp(overrides: Partial<Config> = {}, log?: Logger
     ...loadConfig({}),
     host: "127.0.0.1",
     port: 0,
+    // Tests of credentials (test/auth) turn it on; the rest test the service.
+    auth: "off",
     databaseUrl: databaseUrl(),
     watchPollMs: 20,
     watchHeartbeatMs: 1_000,

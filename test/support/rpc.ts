@@ -8,6 +8,9 @@ import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manag
 import type { Sql } from "../../src/db/database.js";
 import type { Feed } from "../../src/feed/watch.js";
 import type { SessionService } from "../../src/service/session-service.js";
+import { createAuthenticator } from "../../src/auth/authenticator.js";
+import { createGuard } from "../../src/auth/guard.js";
+import { createAuthInterceptor } from "../../src/auth/interceptor.js";
 import { createAccessInterceptor } from "../../src/transport/interceptors.js";
 import { createRoutes } from "../../src/transport/routes.js";
 import { wireService } from "../../src/wiring.js";
@@ -50,14 +53,17 @@ export function createInMemoryClient(sql: Sql, options: InMemoryOptions = {}): I
     feedNotify: options.feedNotify ?? defaultFeedNotify(),
     sweepIntervalMs: 0,
   });
-  const transport = createRouterTransport(createRoutes({ service: wiring.service, feed: wiring.feed }), {
-    router: { interceptors: [createAccessInterceptor(log), createValidateInterceptor()] },
+  // AUTH=off: these tests are about the service; test/auth covers credentials.
+  const auth = createAuthenticator({ sql, log, mode: "off", jwt: null, cacheMs: 2_000 });
+  const guard = createGuard({ sql, streamsPerPrincipal: 100 });
+  const transport = createRouterTransport(createRoutes({ service: wiring.service, feed: wiring.feed, guard }), {
+    router: { interceptors: [createAccessInterceptor(log), createAuthInterceptor(auth), createValidateInterceptor()] },
   });
   return {
     client: createClient(SessionManagerService, transport),
     service: wiring.service,
     feed: wiring.feed,
-    close: wiring.close,
+    close: () => (auth.close(), wiring.close()),
   };
 }
 
