@@ -219,6 +219,7 @@ export function createFeed(options: FeedOptions): Feed {
 function tooManyStreams(limit: number): DomainError {
   const error = new DomainError("TOO_MANY_STREAMS", `this replica serves its limit of ${limit} WatchSessionEvents streams; retry later or on another replica`, {
     limit: String(limit),
+    scope: "replica",
   });
   error.retryAfterMs = STREAMS_RETRY_AFTER_MS;
   return error;
