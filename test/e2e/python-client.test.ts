@@ -1,6 +1,7 @@
 /**
  * A real Python gRPC client (grpcio with protoc-generated stubs, nothing
- * tuned for this service) runs a session's lifecycle; test/e2e/python/client.py
+ * tuned for this service) runs a session's lifecycle with an API key, and
+ * checks what is refused without one or with a reader's; test/e2e/python/client.py
  * prints a JSON summary that this test checks.
  */
 import { execFile, execFileSync } from "node:child_process";
@@ -12,6 +13,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
 import { startTestApp, uniqueId } from "../support/app.js";
+import { mintKey } from "../support/credentials.js";
 
 const PYTHON = "/usr/bin/python3";
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -27,11 +29,18 @@ const run = promisify(execFile);
 
 let app: App;
 let stubsDir: string;
+let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
   stubsDir = mkdtempSync(join(tmpdir(), "session-manager-py-stubs-"));
   generateStubs(stubsDir);
-  app = await startTestApp();
+  app = await startTestApp({ auth: "required" });
+  env = {
+    ...process.env,
+    PYTHONPATH: stubsDir,
+    SM_CREDENTIAL: (await mintKey(app.sql, "writer")).token,
+    SM_READER_CREDENTIAL: (await mintKey(app.sql, "reader")).token,
+  };
 });
 
 afterAll(async () => {
@@ -43,7 +52,7 @@ describe("Python grpcio client", () => {
   it("runs a session lifecycle, a watch and error checks", async () => {
     const userId = uniqueId("py-user");
     const { stdout } = await run(PYTHON, [CLIENT_SCRIPT, `127.0.0.1:${app.port}`, userId], {
-      env: { ...process.env, PYTHONPATH: stubsDir },
+      env,
       timeout: 30_000,
     });
     const summary = JSON.parse(stdout);
@@ -96,9 +105,17 @@ describe("Python grpcio client", () => {
       status_code: 5,
     });
 
+    const refused = (code: string, reason: string, status: number) => ({ code, reason, domain: "sessionmanager", status_code: status });
+    expect(summary.auth).toEqual({
+      no_credential: refused("UNAUTHENTICATED", "CREDENTIALS_MISSING", 16),
+      unknown_key: refused("UNAUTHENTICATED", "CREDENTIALS_INVALID", 16),
+      reader_get: { code: "OK" },
+      reader_start: refused("PERMISSION_DENIED", "ROLE_NOT_ALLOWED", 7),
+    });
+
     // The server is still healthy after the Python client cancelled its stream.
     const again = await run(PYTHON, [CLIENT_SCRIPT, `127.0.0.1:${app.port}`, uniqueId("py-user")], {
-      env: { ...process.env, PYTHONPATH: stubsDir },
+      env,
       timeout: 30_000,
     });
     expect(JSON.parse(again.stdout).events).toHaveLength(5);
