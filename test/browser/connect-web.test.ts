@@ -1,8 +1,9 @@
 /**
  * A real browser (Debian's headless Chromium driven by playwright-core) on
  * ANOTHER origin than the service calls it with @connectrpc/connect-web, over
- * the Connect protocol (JSON) and gRPC-Web: unary calls, an error with its
- * ErrorInfo, and a WatchSessionEvents stream with events, caught_up and a
+ * the Connect protocol (JSON) and gRPC-Web, with a JWT from a test identity
+ * provider sent through an interceptor: unary calls, errors with their
+ * ErrorInfo (another user's session, no credential), and a WatchSessionEvents stream with events, caught_up and a
  * heartbeat. A page from an origin that is not allowed gets no response.
  *
  * The page script (page.ts) is bundled with esbuild and served by a small
@@ -20,6 +21,7 @@ import type { App } from "../../src/app.js";
 import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { SessionState } from "../../gen/sessionmanager/v1/session_pb.js";
 import { startTestApp, uniqueId } from "../support/app.js";
+import { TEST_AUDIENCE, TEST_ISSUER, createTestIdentityProvider, mintKey, sendCredential, type TestIdentityProvider } from "../support/credentials.js";
 import type { DeniedSummary, RunInput, RunSummary, SmokeApi, TransportName } from "./page.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -45,6 +47,8 @@ let deniedServer: http.Server;
 let allowedOrigin: string;
 let deniedOrigin: string;
 let browser: Browser;
+let idp: TestIdentityProvider;
+let adminKey: string;
 
 beforeAll(async () => {
   const bundle = await build({
@@ -63,7 +67,16 @@ beforeAll(async () => {
   allowedOrigin = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}`;
   deniedOrigin = `http://127.0.0.1:${(deniedServer.address() as AddressInfo).port}`;
 
-  app = await startTestApp({ corsAllowedOrigins: [allowedOrigin], watchHeartbeatMs: 500 });
+  idp = await createTestIdentityProvider();
+  app = await startTestApp({
+    corsAllowedOrigins: [allowedOrigin],
+    watchHeartbeatMs: 500,
+    auth: "required",
+    jwtPublicKeyFile: idp.publicKeyFile,
+    jwtIssuer: TEST_ISSUER,
+    jwtAudience: TEST_AUDIENCE,
+  });
+  adminKey = (await mintKey(app.sql, "admin")).token;
   baseUrl = `http://127.0.0.1:${app.port}`;
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -87,10 +100,12 @@ describe.each<[string, TransportName]>([
         serviceResponses.push({ url: res.url(), allowOrigin: res.headers()["access-control-allow-origin"] });
       }
     });
+    const userId = uniqueId(`browser-${transport}`);
     const input: RunInput = {
       baseUrl,
       transport,
-      userId: uniqueId(`browser-${transport}`),
+      token: await idp.sign(userId),
+      userId,
       startRecordId: uniqueId("rec"),
       appendRecordId: uniqueId("rec"),
       unknownSessionId: UNKNOWN_SESSION_ID,
@@ -116,7 +131,9 @@ describe.each<[string, TransportName]>([
       metadata: { channel: "browser" },
     });
 
-    expect(summary.error).toEqual({ code: "NotFound", reason: "SESSION_NOT_FOUND", domain: "sessionmanager" });
+    // A user-scoped caller gets the same answer for an unknown session as for another user's (AIP-211).
+    expect(summary.error).toEqual({ code: "PermissionDenied", reason: "USER_NOT_ALLOWED", domain: "sessionmanager" });
+    expect(summary.anonymous).toEqual({ code: "Unauthenticated", reason: "CREDENTIALS_MISSING", domain: "sessionmanager" });
 
     const { frames, endCode, timedOut } = summary.watch;
     expect(timedOut).toBe(false);
@@ -138,6 +155,7 @@ describe.each<[string, TransportName]>([
     expect(serviceResponses.map((r) => new URL(r.url).pathname).sort()).toEqual(
       [
         "AppendSessionEvent",
+        "GetSession",
         "GetSession",
         "HeartbeatSession",
         "StartSession",
@@ -171,7 +189,10 @@ describe("connect-web in Chromium from an origin not in CORS_ALLOWED_ORIGINS", (
     expect(consoleErrors.join("\n")).toContain("blocked by CORS policy");
 
     // The preflight failed, so the POST was never sent: the user has no session.
-    const nodeClient = createClient(SessionManagerService, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+    const nodeClient = createClient(
+      SessionManagerService,
+      createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [sendCredential(adminKey)] }),
+    );
     const listed = await nodeClient.listSessions({ userId });
     expect(listed.sessions).toEqual([]);
   });

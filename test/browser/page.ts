@@ -5,7 +5,7 @@
  * returns plain JSON (no bigint, no class instances) so the test can assert
  * on it. Written without DOM types: the project's tsconfig has no "dom" lib.
  */
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
@@ -16,6 +16,8 @@ export type TransportName = "connect" | "grpc-web";
 export interface RunInput {
   baseUrl: string;
   transport: TransportName;
+  /** The JWT the page sends as `authorization: Bearer` (scoped to `userId`). */
+  token: string;
   userId: string;
   startRecordId: string;
   appendRecordId: string;
@@ -37,6 +39,8 @@ export interface RunSummary {
   appended: { seq: string; type: string; payload: unknown };
   got: { sessionId: string; lastSeq: string; state: number; metadata: unknown };
   error: { code: string; reason: string | undefined; domain: string | undefined };
+  /** The same GetSession without the token. */
+  anonymous: { code: string; reason: string | undefined; domain: string | undefined };
   watch: { frames: WatchFrame[]; endCode: string; timedOut: boolean };
 }
 
@@ -52,12 +56,33 @@ export interface DeniedSummary {
 
 const WATCH_TIMEOUT_MS = 10_000;
 
-function client(baseUrl: string, transport: TransportName): Client<typeof SessionManagerService> {
+/** A client that sends `token` (when given) through an interceptor, as the README shows. */
+function client(baseUrl: string, transport: TransportName, token?: string): Client<typeof SessionManagerService> {
+  const interceptors: Interceptor[] =
+    token === undefined
+      ? []
+      : [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${token}`);
+            return next(req);
+          },
+        ];
   const t: Transport =
     transport === "connect"
-      ? createConnectTransport({ baseUrl, useBinaryFormat: false })
-      : createGrpcWebTransport({ baseUrl });
+      ? createConnectTransport({ baseUrl, useBinaryFormat: false, interceptors })
+      : createGrpcWebTransport({ baseUrl, interceptors });
   return createClient(SessionManagerService, t);
+}
+
+async function errorOf(call: Promise<unknown>): Promise<RunSummary["error"]> {
+  try {
+    await call;
+    return { code: "none", reason: undefined, domain: undefined };
+  } catch (e) {
+    const ce = ConnectError.from(e);
+    const info = ce.findDetails(ErrorInfoSchema)[0];
+    return { code: Code[ce.code], reason: info?.reason, domain: info?.domain };
+  }
 }
 
 function pageOrigin(): string {
@@ -65,7 +90,7 @@ function pageOrigin(): string {
 }
 
 async function run(input: RunInput): Promise<RunSummary> {
-  const c = client(input.baseUrl, input.transport);
+  const c = client(input.baseUrl, input.transport, input.token);
 
   const started = await c.startSession({
     recordId: input.startRecordId,
@@ -84,14 +109,8 @@ async function run(input: RunInput): Promise<RunSummary> {
 
   const got = await c.getSession({ sessionId: session.sessionId });
 
-  let error: RunSummary["error"] = { code: "none", reason: undefined, domain: undefined };
-  try {
-    await c.heartbeatSession({ sessionId: input.unknownSessionId });
-  } catch (e) {
-    const ce = ConnectError.from(e);
-    const info = ce.findDetails(ErrorInfoSchema)[0];
-    error = { code: Code[ce.code], reason: info?.reason, domain: info?.domain };
-  }
+  const error = await errorOf(c.heartbeatSession({ sessionId: input.unknownSessionId }));
+  const anonymous = await errorOf(client(input.baseUrl, input.transport).getSession({ sessionId: session.sessionId }));
 
   // Watch the user's feed from the beginning until both events, caught_up and a heartbeat were seen.
   const frames: WatchFrame[] = [];
@@ -136,6 +155,7 @@ async function run(input: RunInput): Promise<RunSummary> {
     appended: { seq: appended.event!.seq.toString(), type: appended.event!.type, payload: appended.event!.payload },
     got: { sessionId: got.session!.sessionId, lastSeq: got.session!.lastSeq.toString(), state: got.session!.state, metadata: got.session!.metadata },
     error,
+    anonymous,
     watch: { frames, endCode, timedOut },
   };
 }
