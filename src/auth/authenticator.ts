@@ -146,7 +146,8 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     try {
       verified = await options.jwt(token);
     } catch (error) {
-      log.debug({ err: error }, "JWT rejected");
+      // The reason only: jose's errors carry the token's claims, which are personal data.
+      log.debug({ reason: error instanceof Error ? error.message : String(error) }, "JWT rejected");
       throw invalid();
     }
     return {
