@@ -22,7 +22,7 @@ import { findApiKey, findRevokedApiKeys, touchApiKeys, type ApiKey } from "../db
 import { toDomainError } from "../db/errors.js";
 import { DomainError } from "../domain/errors.js";
 import { parseApiKey, secretMatches, API_KEY_PREFIX } from "./api-keys.js";
-import { CLOCK_TOLERANCE_S, type JwtVerifier } from "./jwt.js";
+import { CLOCK_TOLERANCE_S, type JwtVerifier, type VerifiedJwt } from "./jwt.js";
 import { ANONYMOUS, type Principal, type Role } from "./principal.js";
 
 /** A TLS client certificate the server's CA verified: its subject CN and subjectAltName DNS/URI names. */
@@ -81,6 +81,13 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   /** Keys accepted by this replica, with the signal their streams end on. */
   const accepted = new Map<string, AbortController>();
   const touched = new Map<string, number>();
+  /**
+   * Tokens whose signature and claims verified, until their `exp` (plus the
+   * tolerance): a browser sends the same token on every call, and an ES256
+   * verification costs about as much CPU as the rest of a GetSession. Only
+   * successes are kept; a JWT cannot be revoked before its `exp`.
+   */
+  const verifiedTokens = new Map<string, VerifiedJwt>();
   let checking = false;
   const revocationTimer = setInterval(() => void checkRevocations(), cacheMs);
   revocationTimer.unref();
@@ -142,14 +149,12 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
 
   async function byJwt(token: string): Promise<Principal> {
     if (options.jwt === null) throw invalid();
-    let verified;
-    try {
-      verified = await options.jwt(token);
-    } catch (error) {
-      // The reason only: jose's errors carry the token's claims, which are personal data.
-      log.debug({ reason: error instanceof Error ? error.message : String(error) }, "JWT rejected");
-      throw invalid();
+    let verified = verifiedTokens.get(token);
+    if (verified !== undefined && Date.now() >= verified.expiresAtMs + CLOCK_TOLERANCE_S * 1000) {
+      verifiedTokens.delete(token);
+      verified = undefined;
     }
+    if (verified === undefined) verified = await verifyJwt(options.jwt, token);
     return {
       id: `user:${verified.userId}`,
       role: "writer",
@@ -157,6 +162,20 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       expiresAtMs: verified.expiresAtMs + CLOCK_TOLERANCE_S * 1000,
       revoked: null,
     };
+  }
+
+  async function verifyJwt(verify: JwtVerifier, token: string): Promise<VerifiedJwt> {
+    let verified;
+    try {
+      verified = await verify(token);
+    } catch (error) {
+      // The reason only: jose's errors carry the token's claims, which are personal data.
+      log.debug({ reason: error instanceof Error ? error.message : String(error) }, "JWT rejected");
+      throw invalid();
+    }
+    verifiedTokens.set(token, verified);
+    if (verifiedTokens.size > CACHE_ENTRIES) verifiedTokens.delete(verifiedTokens.keys().next().value!);
+    return verified;
   }
 
   function byCertificate(peer: PeerCertificate | null): Principal {

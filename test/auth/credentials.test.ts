@@ -225,6 +225,8 @@ describe.each(PROTOCOLS)("credentials over %s", (protocol, makeTransport) => {
     const nearlyExpired = await idp.sign(userId, { claims: { exp: Math.floor(Date.now() / 1000) - 28 } });
     const expiring = await expectError(drain(withToken(nearlyExpired).watchSessionEvents({ userId })), Code.Unauthenticated, "CREDENTIALS_INVALID");
     expect(expiring.rawMessage).toMatch(/expired/);
+    // The verified-token cache does not outlive the token.
+    await expectError(withToken(nearlyExpired).listSessions({ userId }), Code.Unauthenticated, "CREDENTIALS_INVALID");
 
     const doomed = await mintKey(app.sql, "reader");
     let caughtUp = false;
