@@ -862,6 +862,23 @@ export const ConflictPolicySchema: GenEnum<ConflictPolicy> = /*@__PURE__*/
  *   - UNAVAILABLE, reason DATABASE_UNAVAILABLE: the database cannot be
  *     reached; retry with backoff (mutations with the same `record_id`).
  *
+ * Credentials (README, "Credentials"): every RPC needs `authorization:
+ * Bearer <API key or JWT>` (or a client certificate with a role). They are
+ * checked before validation and before any database work, so a refused call
+ * writes nothing:
+ *   - UNAUTHENTICATED, reason CREDENTIALS_MISSING: no credential.
+ *   - UNAUTHENTICATED, reason CREDENTIALS_INVALID: malformed, unknown,
+ *     revoked, expired or badly signed (the message does not say which). A
+ *     WatchSessionEvents stream also ends so when its JWT expires or its key
+ *     is revoked; resume from the last cursor with a fresh credential.
+ *   - PERMISSION_DENIED, reason ROLE_NOT_ALLOWED: the key's role may not call
+ *     the RPC (readers: GetSession, ListSessions, ListSessionEvents,
+ *     WatchSessionEvents; writers: every RPC).
+ *   - PERMISSION_DENIED, reason USER_NOT_ALLOWED: a JWT caller (scoped to the
+ *     user in its `sub` claim) names another user, lists or watches without
+ *     its own `user_id`, or addresses a session that is not its user's,
+ *     including one that does not exist (AIP-211: ids cannot be probed).
+ *
  * Idempotency (AIP-155): every mutating request carries `record_id`, chosen by
  * the caller and unique per user. A retry with the same `record_id` and the
  * same request returns the original response and writes nothing. The same
@@ -1071,6 +1088,10 @@ export const SessionManagerService: GenService<{
    *     `from_beginning`, ListSessionEvents or `session-manager export`.
    *   - UNAVAILABLE, SERVER_SHUTTING_DOWN: the replica is stopping; resume
    *     elsewhere with the last cursor.
+   *   - RESOURCE_EXHAUSTED, TOO_MANY_STREAMS: the replica serves
+   *     WATCH_STREAMS_MAX streams (ErrorInfo.metadata["scope"] = "replica"), or
+   *     the caller's credential holds WATCH_STREAMS_PER_PRINCIPAL streams on it
+   *     ("principal"); a google.rpc.RetryInfo detail says when to retry.
    *
    * @generated from rpc sessionmanager.v1.SessionManagerService.WatchSessionEvents
    */
