@@ -6,7 +6,11 @@ import { createValidateInterceptor } from "@connectrpc/validate";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { checkDatabase, openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
-import { migrate } from "./db/migrate.js";
+import { appliedMigration, migrate, newestMigration } from "./db/migrate.js";
+import cluster from "node:cluster";
+import { AggregatorRegistry } from "prom-client";
+import { createEndpoints, createMetricsServer, registryMetrics } from "./observability/endpoints.js";
+import { createMetrics, type Metrics } from "./observability/metrics.js";
 import type { Feed } from "./feed/watch.js";
 import type { SessionService } from "./service/session-service.js";
 import { createAuthenticator } from "./auth/authenticator.js";
@@ -44,7 +48,14 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const applied = await migrate(sql);
   log.info({ applied }, "migrations applied");
 
-  const { service, feed, sweeper, close: closeWiring } = wireService({ ...config, sql, log });
+  let metrics: Metrics | null = null;
+  const { service, feed, sweeper, close: closeWiring } = wireService({
+    ...config,
+    sql,
+    log,
+    onSweep: (ended, seconds) => metrics?.swept(ended, seconds),
+  });
+  metrics = createMetrics({ sql, dbCacheMs: config.metricsDbCacheMs, fallbacks: () => feed.stats().overflows });
   sweeper?.start();
   const isServing = () => checkDatabase(sql).then(
     () => true,
@@ -70,8 +81,20 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   });
   if (config.auth === "off") log.warn({ host: config.host }, "AUTH=off: every caller may do everything (loopback only)");
   const guard = createGuard({ sql, streamsPerPrincipal: config.watchStreamsPerPrincipal });
-  const routes = createRoutes({ service, feed, guard, isServing, shutdown: shutdown.signal });
-  const interceptors = [createAccessInterceptor(log), createAuthInterceptor(authenticator), createValidateInterceptor()];
+  const routes = createRoutes({ service, feed, guard, isServing, shutdown: shutdown.signal, onDelivered: metrics.delivered });
+  const interceptors = [createAccessInterceptor(log, metrics), createAuthInterceptor(authenticator), createValidateInterceptor()];
+  const newest = newestMigration();
+  const notReadyBecause = async () => {
+    if (shutdown.signal.aborted) return "shutting down";
+    const applied = await appliedMigration(sql).catch(() => null);
+    if (applied === null) return "database unreachable";
+    return applied < newest ? `database at migration ${applied}, this replica needs ${newest}` : null;
+  };
+  const exposed = registryMetrics(metrics.registry);
+  // A WORKERS process answers its primary, which serves every worker's metrics on METRICS_PORT (src/cli/cluster.ts).
+  if (cluster.isWorker) AggregatorRegistry.setRegistries([metrics.registry]);
+  const endpoints = createEndpoints({ metrics: config.metricsPort === null ? exposed : null, notReadyBecause });
+  const metricsServer = config.metricsPort !== null && !cluster.isWorker ? createMetricsServer(createEndpoints({ metrics: exposed, notReadyBecause })) : null;
   const tls = config.tlsCertFile !== null;
   const server = createServer({
     routes,
@@ -95,9 +118,11 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, clientCaFile: config.tlsClientCaFile }
         : null,
     headersTimeoutMs: config.headersTimeoutMs,
+    plain: endpoints,
     connectionIdleMs: config.connectionIdleMs,
   });
   const port = await server.listen(config.port, config.host);
+  if (metricsServer !== null) await new Promise<void>((resolve) => metricsServer.listen(config.metricsPort!, config.host, resolve));
   log.info({ port, host: config.host, tls: config.tlsCertFile !== null }, "listening");
 
   return {
@@ -110,6 +135,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       shutdown.abort();
       authenticator.close();
       const wiringClosed = closeWiring();
+      metricsServer?.close();
       await server.close(config.shutdownGraceMs);
       await wiringClosed;
       await sql.end({ timeout: 5 });

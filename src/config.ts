@@ -47,6 +47,8 @@ export interface Config {
   tlsClientRoles: Map<string, "reader" | "writer" | "admin">;
   maxRequestBytes: number;
   maxHeaderListBytes: number;
+  metricsPort: number | null;
+  metricsDbCacheMs: number;
 }
 
 /** Describes one environment variable as the README's config table shows it. */
@@ -286,6 +288,25 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
     16_384,
     [1_024, 1_048_576],
     "Largest header block (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, HTTP/1.1 header size) accepted, in bytes; larger requests are refused by the HTTP layer.",
+  ),
+  {
+    name: "METRICS_PORT",
+    key: "metricsPort",
+    shown: "(unset)",
+    parse: (raw) => {
+      if (raw === undefined) return null;
+      const value = Number(raw);
+      return /^\d+$/.test(raw) && value >= 1 && value <= 65535 ? value : { problem: "expected a port from 1 to 65535" };
+    },
+    description:
+      "Serves GET /metrics on this port (HTTP/1.1, HOST) instead of the service port, to keep it off the public listener; with WORKERS > 1 the primary serves every worker's metrics there, summed.",
+  },
+  integer(
+    "METRICS_DB_CACHE_MS",
+    "metricsDbCacheMs",
+    5_000,
+    [0, 3_600_000],
+    "How long the metrics read from the database (sessions by state, lapsed sessions pending, horizon age) are reused, in milliseconds: N scrapes in that time cost one query.",
   ),
   text("LOG_LEVEL", "logLevel", "info", "pino log level: trace, debug, info, warn, error, fatal or silent.", (level) =>
     LOG_LEVELS.includes(level) ? null : `expected one of ${LOG_LEVELS.join(", ")}`,

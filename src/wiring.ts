@@ -27,6 +27,8 @@ export interface WiringOptions {
   /** 0 runs no sweeper (lazy enforcement still applies). */
   sweepIntervalMs: number;
   sweepBatchSize?: number;
+  /** Called after each sweeper pass (metrics): sessions ended, duration in seconds. */
+  onSweep?: (ended: number, seconds: number) => void;
 }
 
 /** What `wireService` returns; its owner (startApp, or a test) starts the sweeper and ends the pool. */
@@ -66,7 +68,14 @@ export function wireService(options: WiringOptions): Wiring {
   });
   const sweeper =
     options.sweepIntervalMs > 0
-      ? createSweeper({ sql, log, intervalMs: options.sweepIntervalMs, batchSize: options.sweepBatchSize, onEventsCommitted: notifier.notify })
+      ? createSweeper({
+          sql,
+          log,
+          intervalMs: options.sweepIntervalMs,
+          batchSize: options.sweepBatchSize,
+          onEventsCommitted: notifier.notify,
+          onPass: options.onSweep,
+        })
       : null;
   return {
     service,

@@ -14,6 +14,8 @@
 import cluster, { type Worker } from "node:cluster";
 import { once } from "node:events";
 import type { Logger } from "pino";
+import { AggregatorRegistry } from "prom-client";
+import { createEndpoints, createMetricsServer } from "../observability/endpoints.js";
 import type { Config } from "../config.js";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../db/database.js";
 
@@ -41,11 +43,23 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     return worker;
   };
   for (let i = 0; i < config.workers; i++) fork();
+  // METRICS_PORT: the primary asks every worker for its registry and serves the sum (prom-client's cluster aggregation).
+  const aggregator = new AggregatorRegistry();
+  const metricsServer =
+    config.metricsPort === null
+      ? null
+      : createMetricsServer(
+          createEndpoints({
+            metrics: { contentType: aggregator.contentType, text: () => aggregator.clusterMetrics() },
+            notReadyBecause: async () => (stopping ? "shutting down" : null),
+          }),
+        ).listen(config.metricsPort, config.host);
   log.info({ workers: config.workers, pid: process.pid }, "cluster primary started");
 
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    metricsServer?.close();
     log.info({ signal }, "stopping workers");
     const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
     const killer = setTimeout(() => workers.forEach((worker) => worker.process.kill("SIGKILL")), config.shutdownGraceMs + KILL_AFTER_GRACE_MS);

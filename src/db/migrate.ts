@@ -4,6 +4,7 @@
  * time apply each migration exactly once and never see a half-applied schema.
  * postgrator records applied versions (with checksums) in `schemaversion`.
  */
+import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import Postgrator from "postgrator";
 import type { Sql } from "./database.js";
@@ -33,4 +34,15 @@ export async function migrate(sql: Sql): Promise<number[]> {
     const applied = await postgrator.migrate();
     return applied.map((migration) => migration.version);
   });
+}
+
+/** Returns the newest migration version in MIGRATIONS_DIR (what a current database has applied). */
+export function newestMigration(): number {
+  return Math.max(0, ...readdirSync(MIGRATIONS_DIR).filter((name) => /^\d+\.do\./.test(name)).map((name) => Number(name.split(".")[0])));
+}
+
+/** Returns the newest version applied to the database (0 before any). @throws the driver's error when the database cannot be reached. */
+export async function appliedMigration(sql: Sql): Promise<number> {
+  const [row] = await sql<{ version: number | null }[]>`select max(version)::int as version from schemaversion`;
+  return row?.version ?? 0;
 }

@@ -30,6 +30,8 @@ export interface SweeperOptions {
   batchSize?: number;
   /** Called after a batch that ended sessions has committed. */
   onEventsCommitted?: () => void;
+  /** Called after each pass of the loop that did not fail: sessions it ended, and its duration in seconds (metrics). */
+  onPass?: (ended: number, seconds: number) => void;
 }
 
 /** What `sweepBatch` returns; `sweep` stops once `locked` falls below the batch size (nothing more to take for now). */
@@ -86,7 +88,9 @@ export function createSweeper(options: SweeperOptions): Sweeper {
   async function loop(): Promise<void> {
     while (!stopping) {
       try {
+        const started = performance.now();
         const ended = await sweep();
+        options.onPass?.(ended, (performance.now() - started) / 1000);
         if (ended > 0) log.info({ ended }, "sweeper ended lapsed sessions");
       } catch (error) {
         log.warn({ err: error }, "sweep failed; retrying next interval");

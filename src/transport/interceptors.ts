@@ -1,10 +1,12 @@
 /**
- * Server interceptors: one access log line per call, and error mapping
- * (src/transport/errors.ts) for unary calls and streams alike.
+ * Server interceptors: one access log line per call, error mapping
+ * (src/transport/errors.ts) for unary calls and streams alike, and the RPC
+ * metrics (src/observability/metrics.ts) through a CallObserver.
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { PRINCIPAL } from "../auth/principal.js";
+import type { CallLabels, CallObserver } from "../observability/metrics.js";
 import { toConnectError } from "./errors.js";
 
 type Fields = Record<string, unknown>;
@@ -49,20 +51,37 @@ function isResetError(error: unknown): boolean {
   return false;
 }
 
-function protocolOf(contentType: string): string {
-  if (contentType.startsWith("application/grpc-web")) return "grpc-web";
+function protocolOf(contentType: string): CallLabels["protocol"] {
+  if (contentType.startsWith("application/grpc-web")) return "grpc_web";
   return contentType.startsWith("application/grpc") ? "grpc" : "connect";
 }
 
+const CALL_TYPES: Record<string, CallLabels["type"]> = {
+  unary: "unary",
+  server_streaming: "server_stream",
+  client_streaming: "client_stream",
+  bidi_streaming: "bidi_stream",
+};
+
 /**
  * Creates the interceptor that maps errors and logs each call with its RPC,
- * code, duration in ms, and session_id / record_id / user_id when present.
+ * protocol (grpc, grpc_web, connect), principal, code, duration in ms, and
+ * session_id / record_id / user_id when present; `observer` (the metrics)
+ * sees every call's start, response messages and end.
  */
-export function createAccessInterceptor(log: Logger): Interceptor {
+export function createAccessInterceptor(log: Logger, observer?: CallObserver): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const fields: Fields = { rpc: req.method.name, protocol: protocolOf(req.header.get("content-type") ?? ""), ...(req.stream ? {} : ids(req.message)) };
+    const protocol = protocolOf(req.header.get("content-type") ?? "");
+    const fields: Fields = { rpc: req.method.name, protocol, ...(req.stream ? {} : ids(req.message)) };
+    const observed = observer?.started({
+      type: CALL_TYPES[req.method.methodKind] ?? "unary",
+      service: req.service.typeName,
+      method: req.method.name,
+      protocol,
+    });
     const done = (error: ConnectError | undefined, extra: Fields = {}) => {
+      observed?.finished(error === undefined ? "OK" : Code[error.code], (performance.now() - started) / 1000);
       const principal = req.contextValues.get(PRINCIPAL);
       if (principal !== null) fields.principal = principal.id;
       const code = error === undefined ? "ok" : Code[error.code];
@@ -80,6 +99,7 @@ export function createAccessInterceptor(log: Logger): Interceptor {
       throw mapped;
     }
     if (!res.stream) {
+      observed?.sent();
       done(undefined, ids(res.message));
       return res;
     }
@@ -91,6 +111,7 @@ export function createAccessInterceptor(log: Logger): Interceptor {
         try {
           for await (const frame of source) {
             frames++;
+            observed?.sent();
             yield frame;
           }
         } catch (error) {

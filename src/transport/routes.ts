@@ -37,6 +37,8 @@ export interface RouteDeps {
   feed: Feed;
   /** The caller checks of the handlers (src/auth/guard.ts); the auth interceptor must run before them. */
   guard: Guard;
+  /** Observes each event frame handed to a Watch stream (the delivery-lag metric). */
+  onDelivered?: (receiveTime: Date) => void;
   /** Resolves true while the replica can serve; when given, grpc.health.v1 is served too. */
   isServing?: () => Promise<boolean>;
   /** Aborted when the server shuts down (ends health Watch streams). */
@@ -47,15 +49,15 @@ export interface RouteDeps {
  * Returns a function that registers SessionManagerService, gRPC server
  * reflection and (with `isServing`) the gRPC health service on a router.
  */
-export function createRoutes({ service, feed, guard, isServing, shutdown }: RouteDeps) {
+export function createRoutes({ service, feed, guard, onDelivered, isServing, shutdown }: RouteDeps) {
   return (router: ConnectRouter) => {
     registerReflection(router, [file_sessionmanager_v1_session_manager_service, file_grpc_health_v1_health]);
     if (isServing) registerHealth(router, { isServing, ...(shutdown ? { shutdown } : {}) });
-    registerSessionManager(router, service, feed, guard);
+    registerSessionManager(router, service, feed, guard, onDelivered ?? (() => {}));
   };
 }
 
-function registerSessionManager(router: ConnectRouter, service: SessionService, feed: Feed, guard: Guard) {
+function registerSessionManager(router: ConnectRouter, service: SessionService, feed: Feed, guard: Guard, onDelivered: (receiveTime: Date) => void) {
   router.service(SessionManagerService, {
     async startSession(req, ctx) {
       guard.checkUser(ctx.values, req.userId);
@@ -181,7 +183,10 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
           },
           grant.signal === null ? ctx.signal : AbortSignal.any([ctx.signal, grant.signal]),
         );
-        for await (const frame of frames) yield toFrameMessage(frame);
+        for await (const frame of frames) {
+          if (frame.kind === "event") onDelivered(frame.event.receiveTime);
+          yield toFrameMessage(frame);
+        }
         if (grant.signal?.aborted && !ctx.signal.aborted) throw grant.ended();
       } finally {
         grant.release();

@@ -22,6 +22,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import corsMiddleware from "cors";
 import { PEER_CERTIFICATE, type PeerCertificate } from "../auth/authenticator.js";
+import type { PlainHandler } from "../observability/endpoints.js";
 import { routeBySniffing } from "./sniff.js";
 
 /** Configures `createServer`. */
@@ -52,6 +53,8 @@ export interface ServerOptions {
   maxHeaderListBytes?: number;
   /** Serves cleartext HTTP/2 (gRPC) instead of connect-node (see the module comment). */
   grpcJs?: grpc.Server | null;
+  /** Tried before the RPC handlers on HTTP/1.1 and TLS (e.g. /metrics, /readyz); true when it answered. */
+  plain?: PlainHandler;
 }
 
 /** Holds a created, not yet listening server. */
@@ -76,7 +79,9 @@ export function createServer(options: ServerOptions): Server {
     readMaxBytes: options.readMaxBytes ?? 1024 * 1024,
     ...(verifiesClients ? { contextValues: (req) => createContextValues().set(PEER_CERTIFICATE, peerCertificateOf(req.socket as TLSSocket)) } : {}),
   }) as Handler;
-  const handler = withCors(connect, options.corsAllowedOrigins ?? []);
+  const rpc = withCors(connect, options.corsAllowedOrigins ?? []);
+  const plain = options.plain;
+  const handler: Handler = plain ? (req, res) => void (plain(req, res) || rpc(req, res)) : rpc;
   const sockets = new Set<net.Socket>();
   const h2Sessions = new Set<http2.ServerHttp2Session>();
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;

@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { readdirSync } from "node:fs";
-import { MIGRATIONS_DIR, migrate } from "../../src/db/migrate.js";
+import { MIGRATIONS_DIR, appliedMigration, migrate, newestMigration } from "../../src/db/migrate.js";
 import { openTestDatabase, uniqueId } from "../support/app.js";
 
 const sql = openTestDatabase();
@@ -34,6 +34,7 @@ describe("migrations", () => {
     const rows = await sql<{ version: string }[]>`select version from schemaversion order by version`;
     const files = readdirSync(MIGRATIONS_DIR).filter((name) => /^\d+\.do\./.test(name));
     expect(rows.map((row) => Number(row.version))).toEqual([0, ...files.map((name) => Number(name.split(".")[0])).sort((a, b) => a - b)]);
+    expect(await appliedMigration(sql)).toBe(newestMigration());
   });
 });
 

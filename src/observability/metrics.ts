@@ -1,0 +1,175 @@
+/**
+ * Prometheus metrics (prom-client) of one replica; README, "Metrics", lists
+ * each with its type, labels and what to alert on.
+ *
+ * - RPCs, for every protocol and both adapters: the go-grpc-prometheus names
+ *   and labels plus `protocol`, fed by the access interceptor (CallObserver).
+ * - The feed: open Watch streams by protocol, delivery lag, fallbacks of slow
+ *   streams to table reads, and the horizon age.
+ * - Sessions and the sweeper.
+ * - Node's default process metrics (event-loop lag, heap, GC).
+ *
+ * Gauges read from the database (sessions by state, lapsed sessions pending,
+ * horizon age) come from ONE query, run at most once per `dbCacheMs` however
+ * many scrapes arrive. They describe the whole database, so every replica
+ * reports the same value (aggregate them with max, not sum).
+ *
+ * No label carries a user id, session id, record id or event type: unbounded
+ * cardinality, and personal data.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { Sql } from "../db/database.js";
+import { readDatabaseGauges, type DatabaseGauges } from "../db/metrics-repository.js";
+
+/** What the access interceptor reports about each call. */
+export interface CallLabels {
+  /** "unary" or "server_stream" (go-grpc-prometheus grpc_type). */
+  type: "unary" | "server_stream" | "client_stream" | "bidi_stream";
+  service: string;
+  method: string;
+  protocol: "grpc" | "grpc_web" | "connect";
+}
+
+/** Receives each call's start, frames and end (src/transport/interceptors.ts). */
+export interface CallObserver {
+  /** Returns the function to call per response message sent, and the one to call at the end with the code name ("OK", "InvalidArgument", ...). */
+  started(call: CallLabels): { sent(): void; finished(code: string, seconds: number): void };
+}
+
+/** Configures `createMetrics`. */
+export interface MetricsOptions {
+  sql: Sql;
+  /** How long the database gauges are reused, in ms (METRICS_DB_CACHE_MS). */
+  dbCacheMs: number;
+  /** Frames of slow streams that fell back to table reads so far (the feed's TailStats.overflows). */
+  fallbacks(): number;
+}
+
+/** The replica's metrics. */
+export interface Metrics extends CallObserver {
+  registry: Registry;
+  /** Observes one event frame handed to a Watch stream, `receiveTime` being when the event was stored. */
+  delivered(receiveTime: Date): void;
+  /** Records one sweeper pass. */
+  swept(ended: number, seconds: number): void;
+}
+
+const SESSION_STATES = ["active", "paused"] as const;
+
+/** Creates the replica's registry and metrics. */
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const rpcLabels = ["grpc_type", "grpc_service", "grpc_method", "protocol"] as const;
+  const started = new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames: rpcLabels, registers: [registry] });
+  const handled = new Counter({
+    name: "grpc_server_handled_total",
+    help: "RPCs completed on the server, whatever their status.",
+    labelNames: [...rpcLabels, "grpc_code"],
+    registers: [registry],
+  });
+  const received = new Counter({ name: "grpc_server_msg_received_total", help: "Request messages received.", labelNames: rpcLabels, registers: [registry] });
+  const sent = new Counter({ name: "grpc_server_msg_sent_total", help: "Response messages sent.", labelNames: rpcLabels, registers: [registry] });
+  const handling = new Histogram({
+    name: "grpc_server_handling_seconds",
+    help: "Time from the start of an RPC to its end (for streams: how long the stream was open), in seconds.",
+    labelNames: [...rpcLabels, "grpc_code"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const watchStreams = new Gauge({
+    name: "session_manager_watch_streams",
+    help: "Open WatchSessionEvents streams on this replica.",
+    labelNames: ["protocol"],
+    registers: [registry],
+    aggregator: "sum",
+  });
+  const lag = new Histogram({
+    name: "session_manager_feed_delivery_lag_seconds",
+    help: "From an event's receive_time (its commit) to its frame being handed to a Watch stream, in seconds.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const fallbacks = new Counter({
+    name: "session_manager_watch_fallbacks_total",
+    help: "Watch streams detached to catch-up reads of the table because they fell WATCH_QUEUE_FRAMES behind.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(options.fallbacks());
+    },
+  });
+  void fallbacks;
+  const sweeperEnded = new Counter({ name: "session_manager_sweeper_ended_total", help: "Lapsed sessions this replica's sweeper ended.", registers: [registry] });
+  const sweeperPass = new Histogram({
+    name: "session_manager_sweeper_pass_seconds",
+    help: "Duration of one sweeper pass (every batch until one comes back short), in seconds.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+
+  let cached: { at: number; value: Promise<DatabaseGauges | null> } | null = null;
+  const databaseGauges = (): Promise<DatabaseGauges | null> => {
+    const now = performance.now();
+    if (cached === null || now - cached.at >= options.dbCacheMs) {
+      cached = { at: now, value: readDatabaseGauges(options.sql).catch(() => null) };
+    }
+    return cached.value;
+  };
+  new Gauge({
+    name: "session_manager_sessions",
+    help: "Open sessions by state, in the whole database (the same from every replica).",
+    labelNames: ["state"],
+    registers: [registry],
+    aggregator: "max",
+    async collect() {
+      const gauges = await databaseGauges();
+      for (const state of SESSION_STATES) this.set({ state }, gauges?.[state] ?? Number.NaN);
+    },
+  });
+  new Gauge({
+    name: "session_manager_sweeper_lapsed_pending",
+    help: "Open sessions past their deadline (idle timeout or max duration) that no one has ended yet, in the whole database.",
+    registers: [registry],
+    aggregator: "max",
+    async collect() {
+      this.set((await databaseGauges())?.lapsedPending ?? Number.NaN);
+    },
+  });
+  new Gauge({
+    name: "session_manager_feed_horizon_age_seconds",
+    help: "Age of the oldest transaction holding the feed's visibility horizon back: how long new events are currently held from every subscriber, in seconds.",
+    registers: [registry],
+    aggregator: "max",
+    async collect() {
+      this.set((await databaseGauges())?.horizonAgeSeconds ?? Number.NaN);
+    },
+  });
+
+  return {
+    registry,
+    started(call) {
+      const labels = { grpc_type: call.type, grpc_service: call.service, grpc_method: call.method, protocol: call.protocol };
+      started.inc(labels);
+      received.inc(labels);
+      const watching = call.method === "WatchSessionEvents";
+      if (watching) watchStreams.inc({ protocol: call.protocol });
+      const sentChild = sent.labels(labels);
+      return {
+        sent: () => sentChild.inc(),
+        finished(code, seconds) {
+          if (watching) watchStreams.dec({ protocol: call.protocol });
+          handled.inc({ ...labels, grpc_code: code });
+          handling.observe({ ...labels, grpc_code: code }, seconds);
+        },
+      };
+    },
+    delivered(receiveTime) {
+      lag.observe(Math.max(0, (Date.now() - receiveTime.getTime()) / 1000));
+    },
+    swept(ended, seconds) {
+      sweeperEnded.inc(ended);
+      sweeperPass.observe(seconds);
+    },
+  };
+}
