@@ -3,6 +3,7 @@ import cluster from "node:cluster";
 import { startApp } from "../app.js";
 import type { Config } from "../config.js";
 import { createLogger } from "../log.js";
+import { startTracing } from "../observability/tracing.js";
 import { runPrimary } from "./cluster.js";
 
 /**
@@ -14,6 +15,7 @@ import { runPrimary } from "./cluster.js";
 export async function serve(_args: string[], config: Config): Promise<void> {
   const log = createLogger(config.logLevel);
   if (cluster.isPrimary && config.workers > 1) return runPrimary(config, log);
+  const stopTracing = await startTracing(process.env, log);
   const app = await startApp(config, log);
   let stopping = false;
   const stop = async (signal: string) => {
@@ -21,6 +23,7 @@ export async function serve(_args: string[], config: Config): Promise<void> {
     stopping = true;
     log.info({ signal }, "shutting down");
     await app.stop();
+    await stopTracing().catch((error: unknown) => log.warn({ err: error }, "could not flush traces"));
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Executor, Sql, Transaction } from "../db/database.js";
 import { isRetryable, toDomainError } from "../db/errors.js";
+import { inDatabaseSpan } from "../observability/tracing.js";
 
 /** Signals that a session changed between read and write; the transaction is retried. */
 export class StaleSession extends Error {
@@ -26,7 +27,7 @@ const MAX_ATTEMPTS = 5;
 export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: Transaction) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await sql.begin(work)) as T;
+      return (await inDatabaseSpan("db.transaction", () => sql.begin(work))) as T;
     } catch (error) {
       const retry = error instanceof StaleSession || isRetryable(error);
       if (retry && attempt < MAX_ATTEMPTS) {
@@ -57,7 +58,7 @@ export async function inRead<T>(sql: Sql, work: (ex: Executor) => Promise<T>): P
  */
 export async function inSnapshot<T>(sql: Sql, work: (tx: Transaction) => Promise<T>): Promise<T> {
   try {
-    return (await sql.begin("isolation level repeatable read read only", work)) as T;
+    return (await inDatabaseSpan("db.transaction", () => sql.begin("isolation level repeatable read read only", work))) as T;
   } catch (error) {
     throw toDomainError(error);
   }

@@ -4,9 +4,11 @@
  * metrics (src/observability/metrics.ts) through a CallObserver.
  */
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { context } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { PRINCIPAL } from "../auth/principal.js";
 import type { CallLabels, CallObserver } from "../observability/metrics.js";
+import { startRpcSpan } from "../observability/tracing.js";
 import { toConnectError } from "./errors.js";
 
 type Fields = Record<string, unknown>;
@@ -80,8 +82,12 @@ export function createAccessInterceptor(log: Logger, observer?: CallObserver): I
       method: req.method.name,
       protocol,
     });
+    const span = startRpcSpan(req.service.typeName, req.method.name, protocol, req.header);
     const done = (error: ConnectError | undefined, extra: Fields = {}) => {
-      observed?.finished(error === undefined ? "OK" : Code[error.code], (performance.now() - started) / 1000);
+      const codeName = error === undefined ? "OK" : Code[error.code];
+      observed?.finished(codeName, (performance.now() - started) / 1000);
+      Object.assign(fields, span.logFields());
+      span.end(codeName, error?.code ?? 0);
       const principal = req.contextValues.get(PRINCIPAL);
       if (principal !== null) fields.principal = principal.id;
       const code = error === undefined ? "ok" : Code[error.code];
@@ -92,7 +98,7 @@ export function createAccessInterceptor(log: Logger, observer?: CallObserver): I
     };
     let res;
     try {
-      res = await next(req);
+      res = await context.with(span.context, () => next(req));
     } catch (error) {
       const mapped = await classify(error, req);
       done(mapped);
