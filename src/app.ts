@@ -92,7 +92,10 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   };
   const exposed = registryMetrics(metrics.registry);
   // A WORKERS process answers its primary, which serves every worker's metrics on METRICS_PORT (src/cli/cluster.ts).
-  if (cluster.isWorker) AggregatorRegistry.setRegistries([metrics.registry]);
+  if (cluster.isWorker) {
+    AggregatorRegistry.setRegistries([metrics.registry]);
+    new AggregatorRegistry(); // installs prom-client's answer to the primary's requests (its constructor does)
+  }
   const endpoints = createEndpoints({ metrics: config.metricsPort === null ? exposed : null, notReadyBecause });
   const metricsServer = config.metricsPort !== null && !cluster.isWorker ? createMetricsServer(createEndpoints({ metrics: exposed, notReadyBecause })) : null;
   const tls = config.tlsCertFile !== null;

@@ -43,7 +43,7 @@ export function createEndpoints(options: EndpointOptions): PlainHandler {
       const metrics = options.metrics;
       void metrics.text().then(
         (text) => send(res, 200, metrics.contentType, text),
-        () => send(res, 500, "text/plain; charset=utf-8", "metrics unavailable\n"),
+        (error: unknown) => send(res, 500, "text/plain; charset=utf-8", `metrics unavailable: ${String(error)}\n`),
       );
     } else {
       return false;

@@ -57,9 +57,10 @@ function isRunning(pid: number): boolean {
 describe("WORKERS=2", () => {
   it("serves from both workers on one port, replaces a dead worker, and stops them all on SIGTERM", async () => {
     const port = await freePort();
+    const metricsPort = await freePort();
     const child = spawn(`${ROOT}node_modules/.bin/node`, ["--import", "tsx", "src/cli/index.ts", "serve"], {
       cwd: ROOT,
-      env: { ...process.env, HOST: "127.0.0.1", AUTH: "off", PORT: String(port), DATABASE_URL: databaseUrl(), WORKERS: "2", LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "0", SHUTDOWN_GRACE_MS: "500" },
+      env: { ...process.env, HOST: "127.0.0.1", AUTH: "off", PORT: String(port), DATABASE_URL: databaseUrl(), WORKERS: "2", METRICS_PORT: String(metricsPort), LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "0", SHUTDOWN_GRACE_MS: "500" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     children.push(child);
@@ -89,6 +90,17 @@ describe("WORKERS=2", () => {
       (e: unknown) => ConnectError.from(e),
     );
     expect(error?.code).toBe(Code.NotFound);
+
+    // METRICS_PORT: the primary sums every worker's counters (20 Connect calls spread over both, one gRPC call).
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const handled = (protocol: string) =>
+      metrics
+        .split("\n")
+        .filter((line) => line.startsWith("grpc_server_handled_total{"))
+        .filter((line) => ['grpc_method="GetSession"', `protocol="${protocol}"`, 'grpc_code="NotFound"'].every((label) => line.includes(label)))
+        .map((line) => Number(line.split(" ").pop()));
+    expect(handled("connect")).toEqual([20]);
+    expect(handled("grpc")).toEqual([1]);
 
     process.kill(first!, "SIGKILL");
     await waitFor(() => listening().size === 3, { timeoutMs: 30_000, message: "a replacement worker listening" });
