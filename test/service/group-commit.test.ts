@@ -17,6 +17,7 @@ import { createSessionService, type SessionService } from "../../src/service/ses
 import { openTestDatabase, uniqueId } from "../support/app.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
 import { tableOrder } from "../feed/feed-helpers.js";
+import { waitFor } from "../support/wait.js";
 
 const log = pino({ level: "silent" });
 const END: FeedPosition = { txId: (1n << 63n) - 1n, id: (1n << 63n) - 1n };
@@ -184,6 +185,51 @@ describe("group commit", () => {
       const open = await sql`select 1 from sessions where user_id = ${userId} and state <> 'ended'`;
       expect(open.length).toBe(1);
       expect((await verifyChains(sql, { userId, sessionId: null })).broken).toBeNull();
+    }
+  });
+});
+
+describe("group commit across replicas", () => {
+  const sqlA = openTestDatabase(5);
+  const sqlB = openTestDatabase(5);
+  afterAll(async () => {
+    await sqlA.end();
+    await sqlB.end();
+  });
+
+  it("never deadlocks two replicas batching the same users in opposite orders (locks in user_id order)", async () => {
+    // Each replica logs "write batch failed" when a batch's transaction fails (a deadlock does).
+    const failures: string[] = [];
+    const capture = pino({ level: "debug" }, { write: (line: string) => void (line.includes("write batch failed") && failures.push(line)) });
+    const replica = (sql: Sql) =>
+      createSessionService({ sql, log: capture, defaultIdleTimeoutMs: 1_800_000, writeBatchMax: 100, writeBatchWaitUs: 0, writeBatchesInFlight: 1 });
+    const [a, b] = [replica(sqlA), replica(sqlB)];
+    // user_ids that sort the same in every collation: one prefix, then one digit.
+    const base = uniqueId("gc-replicas");
+    const users = Array.from({ length: 8 }, (_, i) => `${base}-u${i + 1}`);
+    const sessions = (await Promise.all(users.map((userId) => a.startSession(start(userId))))).map((s) => s.session.sessionId);
+    // A third transaction holds the 4th user's lock, so both batches stop halfway: locking in
+    // arrival order, replica A would hold users 1-3 and B users 8-5, and then deadlock on 4 and 5.
+    const blocker = await sqlA.reserve();
+    try {
+      await blocker`begin`;
+      await blocker`select pg_advisory_xact_lock(hashtextextended(${users[3]!}, 0))`;
+      const forward = Promise.all(sessions.map((sessionId) => a.appendSessionEvent(append(sessionId))));
+      const backward = Promise.all([...sessions].reverse().map((sessionId) => b.appendSessionEvent(append(sessionId))));
+      await waitFor(async () => {
+        const [{ n }] = await sqlA<[{ n: number }]>`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`;
+        return n >= 2;
+      }, { message: "both batches waiting for locks" });
+      await blocker`commit`;
+      const done = [...(await forward), ...(await backward)];
+      expect(txIds(done.map((d) => d.event)).size).toBe(2);
+    } finally {
+      blocker.release();
+    }
+    expect(failures).toEqual([]);
+    for (const userId of users) {
+      const order = await tableOrder(sqlA, { userId }, FEED_START, END);
+      expect(order.map((row) => row.seq)).toEqual([1, 2, 3]);
     }
   });
 });
