@@ -7,6 +7,7 @@
  * so a default is stated once.
  */
 import { availableParallelism } from "node:os";
+import { DEFAULT_WRITE_BATCH_MAX, DEFAULT_WRITE_BATCH_WAIT_US, DEFAULT_WRITE_BATCHES_IN_FLIGHT } from "./service/write-batch.js";
 
 /** Holds the validated configuration. */
 export interface Config {
@@ -16,6 +17,9 @@ export interface Config {
   embeddedPgDir: string;
   embeddedPgPort: number;
   dbPoolMax: number;
+  writeBatchMax: number;
+  writeBatchWaitUs: number;
+  writeBatchesInFlight: number;
   defaultIdleTimeoutMs: number;
   watchHeartbeatMs: number;
   watchPollMs: number;
@@ -146,6 +150,27 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
   text("EMBEDDED_PG_DIR", "embeddedPgDir", ".data/postgres", "Data folder of the embedded PostgreSQL (git-ignored)."),
   integer("EMBEDDED_PG_PORT", "embeddedPgPort", 54329, [1, 65535], "Port of the embedded PostgreSQL."),
   integer("DB_POOL_MAX", "dbPoolMax", 10, [1, 1000], "Maximum pool connections per replica (plus one for LISTEN when FEED_NOTIFY is on)."),
+  integer(
+    "WRITE_BATCH_MAX",
+    "writeBatchMax",
+    DEFAULT_WRITE_BATCH_MAX,
+    [1, 1000],
+    "Group commit: most StartSession, EndSession, AppendSessionEvent and HeartbeatSession calls one transaction carries (each keeps its own answer and errors); 1 gives every call its own transaction.",
+  ),
+  integer(
+    "WRITE_BATCH_WAIT_US",
+    "writeBatchWaitUs",
+    DEFAULT_WRITE_BATCH_WAIT_US,
+    [0, 100_000],
+    "Group commit: how long a call waits for others to share its transaction, in microseconds (timers count whole milliseconds: 1 to 999 wait about 1 ms); 0 takes the calls that arrived together, without a timer.",
+  ),
+  integer(
+    "WRITE_BATCHES_IN_FLIGHT",
+    "writeBatchesInFlight",
+    DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+    [1, 1000],
+    "Group commit: transactions of batched calls running at once per replica (each holds a pool connection); calls arriving meanwhile join the next batch.",
+  ),
   integer(
     "SESSION_T_IDLE_MS",
     "defaultIdleTimeoutMs",

@@ -29,6 +29,10 @@ export interface WiringOptions {
   sweepBatchSize?: number;
   /** Called after each sweeper pass (metrics): sessions ended, duration in seconds. */
   onSweep?: (ended: number, seconds: number) => void;
+  /** Group commit (WRITE_BATCH_MAX, WRITE_BATCH_WAIT_US, WRITE_BATCHES_IN_FLIGHT); defaults in src/service/write-batch.ts. */
+  writeBatchMax?: number;
+  writeBatchWaitUs?: number;
+  writeBatchesInFlight?: number;
 }
 
 /** What `wireService` returns; its owner (startApp, or a test) starts the sweeper and ends the pool. */
@@ -65,6 +69,9 @@ export function wireService(options: WiringOptions): Wiring {
     log,
     defaultIdleTimeoutMs: options.defaultIdleTimeoutMs,
     onEventsCommitted: notifier.notify,
+    writeBatchMax: options.writeBatchMax,
+    writeBatchWaitUs: options.writeBatchWaitUs,
+    writeBatchesInFlight: options.writeBatchesInFlight,
   });
   const sweeper =
     options.sweepIntervalMs > 0

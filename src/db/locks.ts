@@ -7,17 +7,12 @@
 import type { Executor, Transaction } from "./database.js";
 
 /**
- * Takes the per-user advisory lock for the rest of the transaction. Every
- * transaction that writes a user's sessions or events takes it first, before
- * anything assigns a transaction id, so transaction-id order matches the
- * order in which a user's changes happen (the feed orders by it).
- */
-export async function lockUser(tx: Transaction, userId: string): Promise<void> {
-  await tx`select pg_advisory_xact_lock(hashtextextended(${userId}, 0))`;
-}
-
-/**
- * Takes the advisory lock of a session's user (see `lockUser`).
+ * Takes the advisory lock of a session's user for the rest of the
+ * transaction. Every transaction that writes a user's sessions or events
+ * takes it first, before anything assigns a transaction id, so
+ * transaction-id order matches the order in which a user's changes happen
+ * (the feed orders by it). A write batch takes all its users' locks in one
+ * statement (`lockUsers` in src/db/batch-repository.ts).
  *
  * @returns false if no such session exists (nothing is locked).
  */

@@ -44,78 +44,6 @@ export interface UserHistory {
   latest: Session | null;
 }
 
-/** Finds a user's session counter and latest session; null for a user without sessions. */
-export async function findUserHistory(ex: Executor, userId: string): Promise<UserHistory | null> {
-  const [row] = await ex<({ last_session_index: string; last_session_id: string } & Partial<SessionRow>)[]>`
-    select users.last_session_index, users.last_session_id, sessions.*
-    from users
-    left join sessions
-      on sessions.user_id = users.user_id
-     and sessions.session_id = users.last_session_id
-    where users.user_id = ${userId}
-  `;
-  if (!row) return null;
-  return {
-    lastIndex: Number(row.last_session_index),
-    lastSessionId: row.last_session_id,
-    latest: row.session_id ? toSession(row as SessionRow) : null,
-  };
-}
-
-/** Finds one event of a session by its type (the first, by seq). */
-export async function findEventByType(ex: Executor, session: Session, type: string): Promise<SessionEvent | null> {
-  const [row] = await ex<EventRow[]>`
-    select *
-    from session_events
-    where user_id = ${session.userId}
-      and session_id = ${session.sessionId}
-      and type = ${type}
-    order by seq
-    limit 1
-  `;
-  return row ? toEvent(row) : null;
-}
-
-/** Inserts a new session and its first event, and makes it the user's latest session, in one statement. */
-export async function insertSession(tx: Transaction, session: Session, event: NewSessionEvent): Promise<SessionEvent> {
-  const [row] = await tx<{ tx_id: string; id: string }[]>`
-    with new_session as (
-      insert into sessions (
-        user_id, session_id, session_index, previous_session_id, state, start_time, end_time,
-        last_activity_time, expire_time, idle_timeout_ms, max_duration_ms, max_end_time, end_reason,
-        performer_id, is_training_data, metadata, last_seq, last_hash
-      )
-      values (
-        ${session.userId}, ${session.sessionId}, ${session.sessionIndex}, ${session.previousSessionId}, ${session.state},
-        ${session.startTime}, ${session.endTime}, ${session.lastActivityTime}, ${session.expireTime},
-        ${session.idleTimeoutMs}, ${session.maxDurationMs},
-        ${maxEndTime(session)},
-        ${session.endReason}, ${session.performerId}, ${session.isTrainingData}, ${tx.json(session.metadata)},
-        ${session.lastSeq}, ${session.lastHash}
-      )
-      returning user_id, session_id
-    ),
-    latest as (
-      insert into users (user_id, last_session_index, last_session_id)
-      select user_id, ${session.sessionIndex}, session_id
-      from new_session
-      on conflict (user_id) do update
-        set last_session_index = excluded.last_session_index,
-            last_session_id = excluded.last_session_id
-      returning user_id
-    )
-    insert into session_events (${eventInsertColumns(tx)})
-    select
-      new_session.user_id, new_session.session_id, ${event.seq}, ${event.eventId}, ${event.recordId},
-      ${event.requestHash}, ${event.type}, ${event.eventTime}, ${event.receiveTime}, ${event.source},
-      ${event.performerId}, ${tx.json(event.payload)}, ${event.hash}
-    from new_session
-    join latest on latest.user_id = new_session.user_id
-    returning tx_id, id
-  `;
-  return { ...event, position: { txId: BigInt(row!.tx_id), id: BigInt(row!.id) } };
-}
-
 /**
  * Stores session changes and appends their events, in one statement for any
  * number of sessions. A change applies only if the stored `last_seq` still
@@ -197,25 +125,6 @@ export async function applyChanges(tx: Transaction, changes: SessionChange[]): P
     order by input.ord
   `;
   return rows.map((row) => ({ ...changes[row.ord]!.event, position: { txId: BigInt(row.tx_id), id: BigInt(row.id) } }));
-}
-
-/**
- * Stores a heartbeat (activity only, no event).
- *
- * @returns false if the session changed meanwhile (its `last_seq` moved).
- */
-export async function touchSession(tx: Transaction, session: Session): Promise<boolean> {
-  const rows = await tx`
-    update sessions
-    set last_activity_time = ${session.lastActivityTime},
-        expire_time = ${session.expireTime}
-    where user_id = ${session.userId}
-      and session_id = ${session.sessionId}
-      and last_seq = ${session.lastSeq}
-      and state = 'active'
-    returning 1
-  `;
-  return rows.length > 0;
 }
 
 /** Selects sessions for `listSessions`. */

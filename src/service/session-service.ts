@@ -1,17 +1,21 @@
 /**
  * The session service: loads state, applies the domain rules and stores the
- * result, one transaction per mutating request. It knows SQL only through the
- * repositories and nothing about the transport: both RPC adapters (connect-node
- * and grpc-js) call the same instance.
+ * result in a transaction. StartSession, EndSession, AppendSessionEvent and
+ * HeartbeatSession go through the replica's write batcher (group commit,
+ * src/service/write-batch.ts): concurrent calls share one transaction, each
+ * with its own answer. Pause, Resume and Update run one transaction each.
+ * It knows SQL only through the repositories and nothing about the
+ * transport: both RPC adapters (connect-node and grpc-js) call the same
+ * instance.
  *
- * Every write transaction takes the user's advisory lock first and reads the
- * state and the database clock after it, so decisions see the latest
- * committed state and all times come from one clock.
+ * Every write transaction takes the advisory lock of its users first and
+ * reads the state and the database clock after it, so decisions see the
+ * latest committed state and all times come from one clock.
  */
 import type { Logger } from "pino";
 import type { Sql, Transaction } from "../db/database.js";
 import { findIdempotencyRecord, insertRequestRecord } from "../db/idempotency-repository.js";
-import { lockUser, lockUserOfSession, readClock } from "../db/locks.js";
+import { lockUserOfSession, readClock } from "../db/locks.js";
 import * as repo from "../db/session-repository.js";
 import {
   checkAppend,
@@ -26,23 +30,17 @@ import {
   type UpdateCommand,
 } from "../domain/commands.js";
 import { DomainError } from "../domain/errors.js";
-import { newSessionId } from "../domain/ids.js";
 import {
-  planAppend,
-  planEnd,
-  planHeartbeat,
   planLapse,
-  planMakeRoom,
   planPause,
   planResume,
-  planStart,
   planUpdate,
-  sessionAsStarted,
   type SessionChange,
 } from "../domain/lifecycle.js";
 import { decodePageToken, encodePageToken } from "../domain/page-token.js";
-import { effectiveSession, LIFECYCLE_TYPES, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
+import { effectiveSession, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
 import { inRead, inTransaction, StaleSession } from "./transaction.js";
+import { createWriteBatcher, DEFAULT_WRITE_BATCH_MAX, DEFAULT_WRITE_BATCH_WAIT_US, DEFAULT_WRITE_BATCHES_IN_FLIGHT } from "./write-batch.js";
 
 /** Configures `createSessionService`. */
 export interface SessionServiceOptions {
@@ -55,6 +53,12 @@ export interface SessionServiceOptions {
    * replays or heartbeats). The feed uses it to wake its readers.
    */
   onEventsCommitted?: () => void;
+  /** Most mutating commands per transaction (WRITE_BATCH_MAX); 1 turns group commit off. */
+  writeBatchMax?: number;
+  /** How long a command waits for others to share its transaction, in microseconds (WRITE_BATCH_WAIT_US). */
+  writeBatchWaitUs?: number;
+  /** Group-commit transactions running at once (WRITE_BATCHES_IN_FLIGHT). */
+  writeBatchesInFlight?: number;
 }
 
 /** Holds the result of a mutating call; `replayed` is true when nothing was written. */
@@ -168,6 +172,15 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const { sql, defaultIdleTimeoutMs, log } = options;
   const committed = options.onEventsCommitted ?? (() => {});
   const transaction = <T>(work: (tx: Transaction) => Promise<T>) => inTransaction(sql, log, work);
+  const batcher = createWriteBatcher({
+    sql,
+    log,
+    defaultIdleTimeoutMs,
+    maxBatch: options.writeBatchMax ?? DEFAULT_WRITE_BATCH_MAX,
+    waitUs: options.writeBatchWaitUs ?? DEFAULT_WRITE_BATCH_WAIT_US,
+    maxInFlight: options.writeBatchesInFlight ?? DEFAULT_WRITE_BATCHES_IN_FLIGHT,
+    onEventsCommitted: committed,
+  });
 
   /** Reports committed events to `onEventsCommitted`, then returns the outcome. */
   function announce<T extends { replayed: boolean }>(outcome: T): T {
@@ -230,63 +243,28 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   return {
     async startSession(command: StartCommand): Promise<Outcome<SessionWithEvent>> {
       checkStart(command);
-      const hash = requestHash("StartSession", command);
-      const outcome = await transaction(async (tx) => {
-        await lockUser(tx, command.userId);
-        const [{ event: existing, record }, history, now] = await Promise.all([
-          findIdempotencyRecord(tx, { userId: command.userId }, command.recordId),
-          repo.findUserHistory(tx, command.userId),
-          readClock(tx),
-        ]);
-        if (classifyRequest(record, hash) === "retry") {
-          const stored = await repo.findSession(tx, existing!.sessionId);
-          return { session: sessionAsStarted(stored!, existing!), event: existing!, replayed: true };
-        }
-        const sessionId = newSessionId();
-        const room = planMakeRoom(history?.latest ?? null, command.conflictPolicy, sessionId, now);
-        if (room !== null) await store(tx, [room]);
-        const previous = history && { sessionIndex: history.lastIndex, sessionId: history.lastSessionId };
-        const planned = planStart(command, hash, previous, sessionId, now, defaultIdleTimeoutMs);
-        const event = await repo.insertSession(tx, planned.session, planned.event);
-        return { session: planned.session, event, replayed: false };
-      });
-      return announce(outcome);
+      const result = await batcher.submit({ kind: "start", command, hash: requestHash("StartSession", command) });
+      if (result.kind !== "start") throw new Error(`unexpected ${result.kind} result`);
+      return { session: result.session, event: result.event, replayed: result.replayed };
     },
 
     async endSession(command: EndCommand): Promise<Outcome<SessionWithEvent>> {
-      const hash = requestHash("EndSession", command);
-      const outcome = await transaction(async (tx): Promise<Outcome<SessionWithEvent>> => {
-        const { session, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
-        if (classifyRequest(record, hash) === "retry" || session.state === "ended") {
-          const end = await repo.findEventByType(tx, session, LIFECYCLE_TYPES.ended);
-          return { session, event: end!, replayed: true };
-        }
-        const planned = planLapse(session, now) ?? planEnd(session, command, hash, now);
-        const [event] = await store(tx, [planned]);
-        return { session: planned.after, event: event!, replayed: false };
-      });
-      return announce(outcome);
+      const result = await batcher.submit({ kind: "end", command, hash: requestHash("EndSession", command) });
+      if (result.kind !== "end") throw new Error(`unexpected ${result.kind} result`);
+      return { session: result.session, event: result.event, replayed: result.replayed };
     },
 
     async heartbeatSession(sessionId: string): Promise<Session> {
-      return transaction(async (tx) => {
-        const { session, now } = await loadForWrite(tx, sessionId, null);
-        const touched = planHeartbeat(session, now);
-        if (!(await repo.touchSession(tx, touched))) throw new StaleSession();
-        return touched;
-      });
+      const result = await batcher.submit({ kind: "heartbeat", sessionId });
+      if (result.kind !== "heartbeat") throw new Error(`unexpected ${result.kind} result`);
+      return result.session;
     },
 
     async appendSessionEvent(command: AppendCommand): Promise<Outcome<{ event: SessionEvent }>> {
       checkAppend(command);
-      const hash = requestHash("AppendSessionEvent", command);
-      const outcome = await transaction(async (tx) => {
-        const { session, existing, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
-        if (classifyRequest(record, hash) === "retry") return { event: existing!, replayed: true };
-        const [event] = await store(tx, [planAppend(session, command, hash, now)]);
-        return { event: event!, replayed: false };
-      });
-      return announce(outcome);
+      const result = await batcher.submit({ kind: "append", command, hash: requestHash("AppendSessionEvent", command) });
+      if (result.kind !== "append") throw new Error(`unexpected ${result.kind} result`);
+      return { event: result.event, replayed: result.replayed };
     },
 
     pauseSession(command: PauseResumeCommand): Promise<Outcome<{ session: Session }>> {
