@@ -111,7 +111,7 @@ describe("streams reset by their client", () => {
 
   it.each([
     ["grpc", "application/grpc"],
-    ["grpc-web", "application/grpc-web+proto"],
+    ["grpc_web", "application/grpc-web+proto"],
     ["connect", "application/connect+json"],
   ])("connect-node logs a WatchSessionEvents reset right after its headers as canceled at info (%s)", async (protocol, contentType) => {
     const before = logLines.length;
