@@ -55,7 +55,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     log,
     onSweep: (ended, seconds) => metrics?.swept(ended, seconds),
   });
-  metrics = createMetrics({ sql, dbCacheMs: config.metricsDbCacheMs, fallbacks: () => feed.stats().overflows });
+  metrics = config.metrics ? createMetrics({ sql, dbCacheMs: config.metricsDbCacheMs, fallbacks: () => feed.stats().overflows }) : null;
   sweeper?.start();
   const isServing = () => checkDatabase(sql).then(
     () => true,
@@ -81,8 +81,8 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   });
   if (config.auth === "off") log.warn({ host: config.host }, "AUTH=off: every caller may do everything (loopback only)");
   const guard = createGuard({ sql, streamsPerPrincipal: config.watchStreamsPerPrincipal });
-  const routes = createRoutes({ service, feed, guard, isServing, shutdown: shutdown.signal, onDelivered: metrics.delivered });
-  const interceptors = [createAccessInterceptor(log, metrics), createAuthInterceptor(authenticator), createValidateInterceptor()];
+  const routes = createRoutes({ service, feed, guard, isServing, shutdown: shutdown.signal, onDelivered: metrics?.delivered });
+  const interceptors = [createAccessInterceptor(log, metrics ?? undefined), createAuthInterceptor(authenticator), createValidateInterceptor()];
   const newest = newestMigration();
   const notReadyBecause = async () => {
     if (shutdown.signal.aborted) return "shutting down";
@@ -90,14 +90,14 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     if (applied === null) return "database unreachable";
     return applied < newest ? `database at migration ${applied}, this replica needs ${newest}` : null;
   };
-  const exposed = registryMetrics(metrics.registry);
+  const exposed = metrics === null ? null : registryMetrics(metrics.registry);
   // A WORKERS process answers its primary, which serves every worker's metrics on METRICS_PORT (src/cli/cluster.ts).
-  if (cluster.isWorker) {
+  if (cluster.isWorker && metrics !== null) {
     AggregatorRegistry.setRegistries([metrics.registry]);
     new AggregatorRegistry(); // installs prom-client's answer to the primary's requests (its constructor does)
   }
   const endpoints = createEndpoints({ metrics: config.metricsPort === null ? exposed : null, notReadyBecause });
-  const metricsServer = config.metricsPort !== null && !cluster.isWorker ? createMetricsServer(createEndpoints({ metrics: exposed, notReadyBecause })) : null;
+  const metricsServer = exposed !== null && config.metricsPort !== null && !cluster.isWorker ? createMetricsServer(createEndpoints({ metrics: exposed, notReadyBecause })) : null;
   const tls = config.tlsCertFile !== null;
   const server = createServer({
     routes,

@@ -51,6 +51,7 @@ export interface Config {
   tlsClientRoles: Map<string, "reader" | "writer" | "admin">;
   maxRequestBytes: number;
   maxHeaderListBytes: number;
+  metrics: boolean;
   metricsPort: number | null;
   metricsDbCacheMs: number;
 }
@@ -314,6 +315,13 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
     [1_024, 1_048_576],
     "Largest header block (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, HTTP/1.1 header size) accepted, in bytes; larger requests are refused by the HTTP layer.",
   ),
+  {
+    name: "METRICS",
+    key: "metrics",
+    shown: "on",
+    parse: onOff,
+    description: "Collect and serve Prometheus metrics (README, Metrics and probes): on, or off (no /metrics; for measuring what they cost).",
+  },
   {
     name: "METRICS_PORT",
     key: "metricsPort",

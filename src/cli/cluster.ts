@@ -46,7 +46,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   // METRICS_PORT: the primary asks every worker for its registry and serves the sum (prom-client's cluster aggregation).
   const aggregator = new AggregatorRegistry();
   const metricsServer =
-    config.metricsPort === null
+    config.metricsPort === null || !config.metrics
       ? null
       : createMetricsServer(
           createEndpoints({

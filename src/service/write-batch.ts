@@ -34,6 +34,7 @@ import { DomainError } from "../domain/errors.js";
 import { newSessionId } from "../domain/ids.js";
 import { planAppend, planEnd, planHeartbeat, planLapse, planMakeRoom, planStart, sessionAsStarted, type SessionChange } from "../domain/lifecycle.js";
 import { LIFECYCLE_TYPES, type NewSessionEvent, type Session, type SessionEvent } from "../domain/session.js";
+import { inDatabaseSpan } from "../observability/tracing.js";
 import { inTransaction, StaleSession } from "./transaction.js";
 
 /** A mutating command as the batch runs it; `hash` is its request fingerprint (requestHash). */
@@ -350,7 +351,10 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   async function runMany(batch: Pending[]): Promise<void> {
     let outcome: BatchOutcome;
     try {
-      outcome = (await sql.begin((tx) => runBatch(tx, batch.map((item) => item.write), defaultIdleTimeoutMs))) as BatchOutcome;
+      // Traced as one span, under the RPC whose call opened the batch (the timer runs in its context).
+      outcome = (await inDatabaseSpan("db.transaction", () =>
+        sql.begin((tx) => runBatch(tx, batch.map((item) => item.write), defaultIdleTimeoutMs)),
+      )) as BatchOutcome;
     } catch (error) {
       // Nothing of this transaction committed: each command runs again alone, with its own retries.
       log.debug({ err: error, commands: batch.length }, "write batch failed; running its commands one by one");

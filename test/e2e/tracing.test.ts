@@ -107,7 +107,16 @@ describe.each([
     const baseUrl = `http://127.0.0.1:${port}`;
     const transport = protocol === "grpc" ? createGrpcTransport({ baseUrl }) : createConnectTransport({ baseUrl, httpVersion: "1.1" });
     const client = createClient(SessionManagerService, transport);
-    const { session } = await client.startSession({ recordId: uniqueId("rec"), userId: uniqueId("traced") });
+    // StartSession goes through group commit: its batch's transaction is a child of the call that opened it.
+    const startTrace = randomHex(16);
+    const { session } = await client.startSession(
+      { recordId: uniqueId("rec"), userId: uniqueId("traced") },
+      { headers: { traceparent: `00-${startTrace}-${randomHex(8)}-01` } },
+    );
+    const startSpan = await waitFor(() => spans.find((span) => span.traceId === startTrace && span.name.endsWith("/StartSession")), { message: "the StartSession span" });
+    await waitFor(() => spans.find((span) => span.traceId === startTrace && span.parentSpanId === startSpan.spanId && span.name === "db.transaction"), {
+      message: "StartSession's database span",
+    });
 
     const traceId = randomHex(16);
     const parentId = randomHex(8);

@@ -1,19 +1,26 @@
 /**
- * What a credential check costs per call (`npm run bench:auth`; not a test).
- * One embedded PostgreSQL 18, two `session-manager serve` processes
- * (WORKERS=1): one with AUTH=off (the same-run floor), one with
- * AUTH=required and a JWT public key. h2load sends GetSession over gRPC (h2c,
- * the grpc-js adapter; one connection, BENCH_CONNECTIONS streams) for
- * BENCH_SECONDS: without a credential to the AUTH=off server, then with an
- * API key and with a JWT to the other. Prints rate, mean/max latency and the server's
- * CPU ms per call (from /proc), and each credential's ratio to the floor.
+ * What metrics, tracing and credential checks cost per call
+ * (`npm run bench:overhead`; not a test). One embedded PostgreSQL 18 and
+ * `session-manager serve` processes (WORKERS=1), each measured with h2load
+ * sending GetSession over gRPC (h2c, the grpc-js adapter; one connection,
+ * BENCH_CONNECTIONS streams) for BENCH_SECONDS after a warm-up:
  *
- * The key is read from the database once per AUTH_CACHE_MS per replica; a
- * JWT is verified (ES256 signature) once and then found in the verified-token
- * cache, but its user scope costs one indexed read per session-addressed call.
+ *   floor        AUTH=off, METRICS=off, no OpenTelemetry SDK
+ *   + metrics    METRICS=on
+ *   + tracing    METRICS=on and the OpenTelemetry SDK exporting every span
+ *                (always_on) over OTLP/HTTP to a local receiver that drops them
+ *   + API key    METRICS=on, AUTH=required, a reader key (read from the
+ *                database once per AUTH_CACHE_MS)
+ *   + JWT        the same server, an ES256 JWT for the session's own user
+ *                (verified once, then cached; the user scope costs one
+ *                indexed read per call)
+ *
+ * Prints rate, mean/max latency, the server's CPU ms per call (from /proc)
+ * and each row's ratio to the floor.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import { join } from "node:path";
@@ -30,7 +37,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROOT = new URL("..", import.meta.url).pathname;
 const TICK_MS = 10; // /proc clock ticks (USER_HZ = 100 on Linux)
 
-const tmp = mkdtempSync(join(os.tmpdir(), "session-manager-auth-"));
+const tmp = mkdtempSync(join(os.tmpdir(), "session-manager-overhead-"));
 chmodSync(tmp, 0o755);
 const children: ChildProcess[] = [];
 
@@ -52,7 +59,8 @@ async function serve(env: Record<string, string>): Promise<{ child: ChildProcess
   const port = await freePort();
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/index.ts", "serve"], {
     cwd: ROOT,
-    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), WORKERS: "1", LOG_LEVEL: "warn", SWEEP_INTERVAL_MS: "0", ...env },
+    // Tracing only where a row asks for it, whatever the caller's environment says.
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), WORKERS: "1", LOG_LEVEL: "warn", SWEEP_INTERVAL_MS: "0", OTEL_SDK_DISABLED: "true", ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });
   children.push(child);
@@ -107,8 +115,21 @@ async function main(): Promise<void> {
     const { publicKey, privateKey } = await generateKeyPair("ES256");
     const keyFile = join(tmp, "jwt.pem");
     writeFileSync(keyFile, await exportSPKI(publicKey));
-    const open = await serve({ DATABASE_URL: db.url, AUTH: "off" });
-    const secured = await serve({ DATABASE_URL: db.url, AUTH: "required", JWT_PUBLIC_KEY_FILE: keyFile });
+    // An OTLP/HTTP receiver that accepts and drops every export.
+    const sink = http.createServer((req, res) => req.resume().on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}")));
+    await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
+    const open = await serve({ DATABASE_URL: db.url, AUTH: "off", METRICS: "off" });
+    const metered = await serve({ DATABASE_URL: db.url, AUTH: "off", METRICS: "on" });
+    const traced = await serve({
+      DATABASE_URL: db.url,
+      AUTH: "off",
+      METRICS: "on",
+      OTEL_SDK_DISABLED: "false",
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(sink.address() as net.AddressInfo).port}`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_TRACES_SAMPLER: "always_on",
+    });
+    const secured = await serve({ DATABASE_URL: db.url, AUTH: "required", METRICS: "on", JWT_PUBLIC_KEY_FILE: keyFile });
 
     const userId = "bench-auth-user";
     const started = await fetch(`http://127.0.0.1:${open.port}/sessionmanager.v1.SessionManagerService/StartSession`, {
@@ -128,20 +149,22 @@ async function main(): Promise<void> {
     await sql.end();
 
     const rows = [
-      await measure("AUTH=off (floor)", open.child.pid!, open.port, body, []),
-      await measure("API key (reader)", secured.child.pid!, secured.port, body, [`authorization: Bearer ${apiKey}`]),
-      await measure("JWT (ES256, own user)", secured.child.pid!, secured.port, body, [`authorization: Bearer ${jwt}`]),
+      await measure("floor: AUTH=off, METRICS=off, no tracing", open.child.pid!, open.port, body, []),
+      await measure("+ metrics", metered.child.pid!, metered.port, body, []),
+      await measure("+ metrics + tracing (every span exported)", traced.child.pid!, traced.port, body, []),
+      await measure("+ metrics + API key (reader)", secured.child.pid!, secured.port, body, [`authorization: Bearer ${apiKey}`]),
+      await measure("+ metrics + JWT (ES256, own user)", secured.child.pid!, secured.port, body, [`authorization: Bearer ${jwt}`]),
     ];
+    sink.close();
     const floor = rows[0]!;
     console.log(`\nGetSession over gRPC h2c, h2load -c1 -m${CONNECTIONS}, ${SECONDS} s each; Node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(2)}\n`);
-    console.log("| credential | req/s | mean | max | server CPU ms/call | rate vs floor | CPU vs floor |");
+    console.log("| server | req/s | mean | max | server CPU ms/call | rate vs floor | CPU vs floor |");
     console.log("|---|---:|---:|---:|---:|---:|---:|");
     for (const row of rows) {
       console.log(
         `| ${row.name} | ${row.rate.toFixed(0)} | ${row.mean} | ${row.max} | ${row.cpuMsPerCall.toFixed(3)} | ${(row.rate / floor.rate).toFixed(2)}x | ${(row.cpuMsPerCall / floor.cpuMsPerCall).toFixed(2)}x |`,
       );
     }
-    console.log("\nThe JWT row also pays one indexed read per call (the session's owner, for the user scope).");
   } finally {
     for (const child of children) child.kill("SIGTERM");
     await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once("exit", resolve)))));
