@@ -54,6 +54,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     sql,
     log,
     onSweep: (ended, seconds) => metrics?.swept(ended, seconds),
+    onCommitted: (report) => metrics?.committed(report),
   });
   metrics = config.metrics ? createMetrics({ sql, dbCacheMs: config.metricsDbCacheMs, fallbacks: () => feed.stats().overflows }) : null;
   sweeper?.start();

@@ -8,6 +8,7 @@ import type { Sql } from "./db/database.js";
 import { createCommitNotifier, FEED_CHANNEL } from "./feed/notifier.js";
 import { createFeed, type Feed } from "./feed/watch.js";
 import { createSessionService, type SessionService } from "./service/session-service.js";
+import type { OnCommitted } from "./service/commits.js";
 import { createSweeper, type Sweeper } from "./service/sweeper.js";
 
 /** Configures `wireService`; names follow Config (src/config.ts). */
@@ -27,6 +28,8 @@ export interface WiringOptions {
   /** 0 runs no sweeper (lazy enforcement still applies). */
   sweepIntervalMs: number;
   sweepBatchSize?: number;
+  /** Called after each committed transaction that wrote events, with what it wrote (metrics). */
+  onCommitted?: OnCommitted;
   /** Called after each sweeper pass (metrics): sessions ended, duration in seconds. */
   onSweep?: (ended: number, seconds: number) => void;
   /** Group commit (WRITE_BATCH_MAX, WRITE_BATCH_WAIT_US, WRITE_BATCHES_IN_FLIGHT); defaults in src/service/write-batch.ts. */
@@ -64,11 +67,15 @@ export function wireService(options: WiringOptions): Wiring {
     notifyChannel: options.feedNotify ? FEED_CHANNEL : null,
   });
   const notifier = createCommitNotifier({ sql, wakeLocal: feed.wake, broadcast: options.feedNotify, log });
+  const committed: OnCommitted = (report) => {
+    notifier.notify();
+    options.onCommitted?.(report);
+  };
   const service = createSessionService({
     sql,
     log,
     defaultIdleTimeoutMs: options.defaultIdleTimeoutMs,
-    onEventsCommitted: notifier.notify,
+    onEventsCommitted: committed,
     writeBatchMax: options.writeBatchMax,
     writeBatchWaitUs: options.writeBatchWaitUs,
     writeBatchesInFlight: options.writeBatchesInFlight,
@@ -80,7 +87,7 @@ export function wireService(options: WiringOptions): Wiring {
           log,
           intervalMs: options.sweepIntervalMs,
           batchSize: options.sweepBatchSize,
-          onEventsCommitted: notifier.notify,
+          onEventsCommitted: committed,
           onPass: options.onSweep,
         })
       : null;

@@ -20,6 +20,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Sql } from "../db/database.js";
 import { readDatabaseGauges, type DatabaseGauges } from "../db/metrics-repository.js";
+import type { CommitReport } from "../service/commits.js";
 
 /** What the access interceptor reports about each call. */
 export interface CallLabels {
@@ -52,6 +53,8 @@ export interface Metrics extends CallObserver {
   delivered(receiveTime: Date): void;
   /** Records one sweeper pass. */
   swept(ended: number, seconds: number): void;
+  /** Counts what a committed transaction wrote: its events, and the duration of each session it ended. */
+  committed(report: CommitReport): void;
 }
 
 const SESSION_STATES = ["active", "paused"] as const;
@@ -100,6 +103,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
   void fallbacks;
+  const eventsAppended = new Counter({
+    name: "session_manager_events_appended_total",
+    help: "Events this replica committed to the log (workers' and lifecycle events).",
+    registers: [registry],
+  });
+  const sessionDuration = new Histogram({
+    name: "session_manager_session_duration_seconds",
+    help: "How long sessions lasted (start_time to end_time), observed by the replica that ended them, by end_reason.",
+    labelNames: ["end_reason"],
+    buckets: [1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400],
+    registers: [registry],
+  });
   const sweeperEnded = new Counter({ name: "session_manager_sweeper_ended_total", help: "Lapsed sessions this replica's sweeper ended.", registers: [registry] });
   const sweeperPass = new Histogram({
     name: "session_manager_sweeper_pass_seconds",
@@ -166,6 +181,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     delivered(receiveTime) {
       lag.observe(Math.max(0, (Date.now() - receiveTime.getTime()) / 1000));
+    },
+    committed(report) {
+      eventsAppended.inc(report.events);
+      for (const session of report.ended) {
+        const seconds = ((session.endTime?.getTime() ?? session.startTime.getTime()) - session.startTime.getTime()) / 1000;
+        sessionDuration.observe({ end_reason: session.endReason ?? "unknown" }, Math.max(0, seconds));
+      }
     },
     swept(ended, seconds) {
       sweeperEnded.inc(ended);

@@ -39,6 +39,7 @@ import {
 } from "../domain/lifecycle.js";
 import { decodePageToken, encodePageToken } from "../domain/page-token.js";
 import { effectiveSession, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
+import { reportOf, type CommitReport, type OnCommitted } from "./commits.js";
 import { inRead, inTransaction, StaleSession } from "./transaction.js";
 import { createWriteBatcher, DEFAULT_WRITE_BATCH_MAX, DEFAULT_WRITE_BATCH_WAIT_US, DEFAULT_WRITE_BATCHES_IN_FLIGHT } from "./write-batch.js";
 
@@ -50,9 +51,10 @@ export interface SessionServiceOptions {
   log: Logger;
   /**
    * Called after a transaction that wrote events has committed (not for
-   * replays or heartbeats). The feed uses it to wake its readers.
+   * replays or heartbeats), with what it wrote. The feed uses it to wake its
+   * readers, the metrics to count.
    */
-  onEventsCommitted?: () => void;
+  onEventsCommitted?: OnCommitted;
   /** Most mutating commands per transaction (WRITE_BATCH_MAX); 1 turns group commit off. */
   writeBatchMax?: number;
   /** How long a command waits for others to share its transaction, in microseconds (WRITE_BATCH_WAIT_US). */
@@ -170,7 +172,7 @@ function notFound(sessionId: string): DomainError {
 /** Creates the service; src/wiring.ts makes the one instance both RPC adapters call. Writes go through `inTransaction` (retried on races). */
 export function createSessionService(options: SessionServiceOptions): SessionService {
   const { sql, defaultIdleTimeoutMs, log } = options;
-  const committed = options.onEventsCommitted ?? (() => {});
+  const committed: OnCommitted = options.onEventsCommitted ?? (() => {});
   const transaction = <T>(work: (tx: Transaction) => Promise<T>) => inTransaction(sql, log, work);
   const batcher = createWriteBatcher({
     sql,
@@ -182,9 +184,9 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     onEventsCommitted: committed,
   });
 
-  /** Reports committed events to `onEventsCommitted`, then returns the outcome. */
-  function announce<T extends { replayed: boolean }>(outcome: T): T {
-    if (!outcome.replayed) committed();
+  /** Reports what a committed transaction wrote to `onEventsCommitted`, then returns the outcome. */
+  function announce<T extends { replayed: boolean }>(outcome: T, report: CommitReport): T {
+    if (!outcome.replayed && report.events > 0) committed(report);
     return outcome;
   }
 
@@ -221,23 +223,29 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     plan: (session: Session, hash: string, now: Date) => SessionChange | null,
   ): Promise<Outcome<{ session: Session }>> {
     const hash = requestHash(method, command);
+    let stored: SessionChange[] = [];
     const outcome = await transaction(async (tx) => {
+      stored = [];
       const { session, record, now } = await loadForWrite(tx, command.sessionId, command.recordId);
       if (classifyRequest(record, hash) === "retry") return { session: effectiveSession(session, now), replayed: true };
       // A lapsed session's end is recorded first, so the log stays in time order.
       const lapse = planLapse(session, now);
       const current = lapse?.after ?? session;
       const planned = plan(current, hash, now);
-      if (lapse !== null) await store(tx, [lapse]);
+      if (lapse !== null) {
+        await store(tx, [lapse]);
+        stored.push(lapse);
+      }
       if (planned === null) {
         // Nothing changed, so no event records this request: remember it, or a later retry would act.
         await insertRequestRecord(tx, session, command.recordId, hash);
         return { session: current, replayed: lapse === null };
       }
       await store(tx, [planned]);
+      stored.push(planned);
       return { session: planned.after, replayed: false };
     });
-    return announce(outcome);
+    return announce(outcome, reportOf(stored));
   }
 
   return {

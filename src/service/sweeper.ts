@@ -18,6 +18,7 @@ import { readClock } from "../db/locks.js";
 import * as repo from "../db/session-repository.js";
 import { findSessions, lockLapsedSessions } from "../db/sweeper-repository.js";
 import { planLapse, type SessionChange } from "../domain/lifecycle.js";
+import { reportOf, type OnCommitted } from "./commits.js";
 import { inTransaction, StaleSession } from "./transaction.js";
 
 /** Configures `createSweeper`. */
@@ -28,8 +29,8 @@ export interface SweeperOptions {
   intervalMs: number;
   /** Sessions per batch (one transaction). Default 500. */
   batchSize?: number;
-  /** Called after a batch that ended sessions has committed. */
-  onEventsCommitted?: () => void;
+  /** Called after a batch that ended sessions has committed, with what it wrote. */
+  onEventsCommitted?: OnCommitted;
   /** Called after each pass of the loop that did not fail: sessions it ended, and its duration in seconds (metrics). */
   onPass?: (ended: number, seconds: number) => void;
 }
@@ -70,10 +71,10 @@ export function createSweeper(options: SweeperOptions): Sweeper {
       const changes = sessions.map((session) => planLapse(session, now)).filter((change): change is SessionChange => change !== null);
       const events = await repo.applyChanges(tx, changes);
       if (events.length !== changes.length) throw new StaleSession();
-      return { locked: locked.length, ended: events.length };
+      return { locked: locked.length, ended: events.length, report: reportOf(changes) };
     });
-    if (result.ended > 0) committed();
-    return result;
+    if (result.ended > 0) committed(result.report);
+    return { locked: result.locked, ended: result.ended };
   }
 
   async function sweep(): Promise<number> {

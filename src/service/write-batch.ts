@@ -35,6 +35,7 @@ import { newSessionId } from "../domain/ids.js";
 import { planAppend, planEnd, planHeartbeat, planLapse, planMakeRoom, planStart, sessionAsStarted, type SessionChange } from "../domain/lifecycle.js";
 import { LIFECYCLE_TYPES, type NewSessionEvent, type Session, type SessionEvent } from "../domain/session.js";
 import { inDatabaseSpan } from "../observability/tracing.js";
+import type { CommitReport, OnCommitted } from "./commits.js";
 import { inTransaction, StaleSession } from "./transaction.js";
 
 /** A mutating command as the batch runs it; `hash` is its request fingerprint (requestHash). */
@@ -87,6 +88,8 @@ class BatchState {
   readonly dirty = new Set<string>();
   /** The events to insert, in command order. */
   readonly events: NewSessionEvent[] = [];
+  /** Sessions this batch ends (open before it), as they will be. */
+  readonly ended: Session[] = [];
 
   constructor(readonly now: Date) {}
 
@@ -95,6 +98,7 @@ class BatchState {
     this.sessions.set(change.after.sessionId, change.after);
     this.dirty.add(change.after.sessionId);
     this.events.push(change.event);
+    if (change.before.state !== "ended" && change.after.state === "ended") this.ended.push(change.after);
     this.records.set(keyOf(change.event.userId, change.event.recordId), { event: change.event, requestHash: change.event.requestHash, recordId: change.event.recordId });
     if (change.event.type === LIFECYCLE_TYPES.ended) this.ends.set(change.after.sessionId, change.event);
     return change.event;
@@ -187,10 +191,10 @@ function sessionIdOf(write: WriteCommand): string | null {
   }
 }
 
-/** Holds what a committed batch reports: each command's outcome, and whether any wrote events. */
+/** Holds what a committed batch reports: each command's outcome, and what it wrote. */
 export interface BatchOutcome {
   settled: Settled[];
-  wroteEvents: boolean;
+  report: CommitReport;
 }
 
 /**
@@ -287,7 +291,7 @@ export async function runBatch(tx: Transaction, writes: WriteCommand[], defaultI
         return { ok: true, result: { ...value, event: placed(value.event) } };
     }
   });
-  return { settled, wroteEvents: state.events.length > 0 };
+  return { settled, report: { events: state.events.length, ended: state.ended } };
 }
 
 /** Configures `createWriteBatcher`. */
@@ -301,8 +305,8 @@ export interface WriteBatcherOptions {
   waitUs: number;
   /** Batches running at once; more commands wait and join the next batch. */
   maxInFlight: number;
-  /** Called after a committed batch that wrote events. */
-  onEventsCommitted: () => void;
+  /** Called after a committed batch that wrote events, with what it wrote. */
+  onEventsCommitted: OnCommitted;
 }
 
 /** Collects concurrent commands into batches; `submit` settles when the command's transaction committed (or failed). */
@@ -341,7 +345,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   async function runAlone(item: Pending): Promise<void> {
     try {
       const outcome = await inTransaction(sql, log, (tx) => runBatch(tx, [item.write], defaultIdleTimeoutMs));
-      if (outcome.wroteEvents) onEventsCommitted();
+      if (outcome.report.events > 0) onEventsCommitted(outcome.report);
       settle(item, outcome.settled[0]!);
     } catch (error) {
       item.reject(error);
@@ -361,7 +365,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
       await Promise.all(batch.map(runAlone));
       return;
     }
-    if (outcome.wroteEvents) onEventsCommitted();
+    if (outcome.report.events > 0) onEventsCommitted(outcome.report);
     batch.forEach((item, i) => settle(item, outcome.settled[i]!));
   }
 

@@ -131,6 +131,14 @@ describe("/metrics", () => {
         expect(label).not.toMatch(/sess_|evt_|rec-|metrics-user|care\./);
       }
     }
+
+    // Events and session durations are counted after commit: started + appended, then ended.
+    expect(value(samples, "session_manager_events_appended_total")).toBe(2);
+    await grpc.endSession({ recordId: uniqueId("rec"), sessionId });
+    const ended = await scrape();
+    expect(value(ended, "session_manager_events_appended_total")).toBe(3);
+    expect(value(ended, "session_manager_session_duration_seconds_count", { end_reason: "client" })).toBe(1);
+    expect(value(ended, "session_manager_sessions", { state: "active" })).toBe(0);
   });
 
   it("shows the horizon age rising while a transaction with an id stays open, and falling back when it ends", async () => {
@@ -160,6 +168,7 @@ describe("/metrics", () => {
       await waitFor(async () => value(await scrape(sweeping.port), "session_manager_sweeper_lapsed_pending") === before, { message: "pending back down" });
       await waitFor(async () => value(await scrape(sweeping.port), "session_manager_sweeper_ended_total") >= 1, { message: "the sweeper's count" });
       expect(value(await scrape(sweeping.port), "session_manager_sweeper_pass_seconds_count")).toBeGreaterThanOrEqual(1);
+      expect(value(await scrape(sweeping.port), "session_manager_session_duration_seconds_count", { end_reason: "idle_timeout" })).toBe(1);
     } finally {
       await sweeping.stop();
     }
