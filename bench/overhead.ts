@@ -116,7 +116,13 @@ async function main(): Promise<void> {
     const keyFile = join(tmp, "jwt.pem");
     writeFileSync(keyFile, await exportSPKI(publicKey));
     // An OTLP/HTTP receiver that accepts and drops every export.
-    const sink = http.createServer((req, res) => req.resume().on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}")));
+    let exports = 0;
+    let exportedBytes = 0;
+    const sink = http.createServer((req, res) => {
+      exports++;
+      req.on("data", (chunk: Buffer) => (exportedBytes += chunk.length));
+      req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"));
+    });
     await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
     const open = await serve({ DATABASE_URL: db.url, AUTH: "off", METRICS: "off" });
     const metered = await serve({ DATABASE_URL: db.url, AUTH: "off", METRICS: "on" });
@@ -165,6 +171,7 @@ async function main(): Promise<void> {
         `| ${row.name} | ${row.rate.toFixed(0)} | ${row.mean} | ${row.max} | ${row.cpuMsPerCall.toFixed(3)} | ${(row.rate / floor.rate).toFixed(2)}x | ${(row.cpuMsPerCall / floor.cpuMsPerCall).toFixed(2)}x |`,
       );
     }
+    console.log(`\nThe tracing row's server sent ${exports} OTLP exports (${(exportedBytes / 1e6).toFixed(1)} MB of JSON) to the local receiver.`);
   } finally {
     for (const child of children) child.kill("SIGTERM");
     await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once("exit", resolve)))));
