@@ -3,8 +3,9 @@
  * per request (unique ids), which h2load cannot send. Runs as its own process,
  * like wrk and h2load, so its CPU counts as client CPU.
  *
- * One HTTP/2 connection (raw node:http2, cleartext), `--streams` calls in
- * flight: each finished call starts the next until `--seconds` have passed,
+ * `--connections` HTTP/2 connections (raw node:http2, cleartext; default
+ * one; more spread the calls over WORKERS processes, which share a port by
+ * connection), `--streams` calls in flight over them, round-robin: each finished call starts the next until `--seconds` have passed,
  * then the calls in flight finish. A request is framed (5-byte gRPC prefix)
  * from parts encoded once, the constant fields (`--fixed`, hex of a protobuf
  * message the caller encoded) and the field keys, plus its own string fields
@@ -173,7 +174,7 @@ function record(tally: Tally, status: string, message: string, latencyUs: number
 }
 
 /**
- * Runs the load: `streams` loops of one call at a time on one connection,
+ * Runs the load: `streams` loops of one call at a time over `connections` connections,
  * until `seconds` have passed or the bodies ran out; resolves when the calls
  * in flight have finished (or after `drainMs`, counting them as failed).
  */
@@ -181,17 +182,23 @@ async function run(options: {
   url: URL;
   seconds: number;
   streams: number;
+  connections: number;
   encode: (n: number) => Buffer | null;
   drainMs: number;
 }): Promise<{ tally: Tally; durationUs: number; exhausted: boolean }> {
-  const session = http2.connect(options.url.origin, {
-    createConnection: () => net.connect({ host: options.url.hostname, port: Number(options.url.port), noDelay: true }),
-  });
-  session.on("error", () => {}); // surfaces as failed streams
-  await new Promise<void>((resolve, reject) => {
-    session.once("remoteSettings", () => resolve());
-    session.once("error", reject);
-  });
+  const sessions = await Promise.all(
+    Array.from({ length: options.connections }, async () => {
+      const session = http2.connect(options.url.origin, {
+        createConnection: () => net.connect({ host: options.url.hostname, port: Number(options.url.port), noDelay: true }),
+      });
+      session.on("error", () => {}); // surfaces as failed streams
+      await new Promise<void>((resolve, reject) => {
+        session.once("remoteSettings", () => resolve());
+        session.once("error", reject);
+      });
+      return session;
+    }),
+  );
   const headers = { ":method": "POST", ":path": options.url.pathname, "content-type": "application/grpc", te: "trailers" };
   const tally: Tally = { requests: 0, errors: 0, statuses: new Map(), errorSamples: new Set(), latenciesUs: [] };
   const started = performance.now();
@@ -207,10 +214,10 @@ async function run(options: {
       if (finished) return;
       finished = true;
       for (let i = 0; i < inFlight; i += 1) record(tally, "none", "still in flight after the drain time", options.drainMs * 1000);
-      session.destroy();
+      for (const session of sessions) session.destroy();
       resolve({ tally, durationUs: (lastAnswer - started) * 1000, exhausted });
     };
-    const call = () => {
+    const call = (loop: number) => {
       if (finished) return;
       const body = performance.now() < deadline && !exhausted ? options.encode(++counter) : null;
       if (body === null) {
@@ -222,7 +229,7 @@ async function run(options: {
       const sent = performance.now();
       let status = "none";
       let message = "";
-      const stream = session.request(headers, { endStream: false });
+      const stream = sessions[loop % sessions.length]!.request(headers, { endStream: false });
       const readStatus = (fields: http2.IncomingHttpHeaders) => {
         if (fields["grpc-status"] !== undefined) status = String(fields["grpc-status"]);
         if (fields["grpc-message"] !== undefined) message = decodeURIComponent(String(fields["grpc-message"]));
@@ -235,12 +242,12 @@ async function run(options: {
         lastAnswer = performance.now();
         if (status === "0" && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) status = "none";
         record(tally, status, message, (lastAnswer - sent) * 1000);
-        call();
+        call(loop);
       });
       stream.resume(); // answers are counted, not decoded
       stream.end(body);
     };
-    for (let i = 0; i < options.streams; i += 1) call();
+    for (let i = 0; i < options.streams; i += 1) call(i);
     setTimeout(finish, options.seconds * 1000 + options.drainMs).unref();
   });
 }
@@ -251,6 +258,7 @@ async function main(): Promise<void> {
       url: { type: "string" },
       seconds: { type: "string", default: "10" },
       streams: { type: "string", default: "50" },
+      connections: { type: "string", default: "1" },
       tag: { type: "string", default: "t" },
       fixed: { type: "string", default: "" },
       field: { type: "string", multiple: true, default: [] },
@@ -268,6 +276,7 @@ async function main(): Promise<void> {
     url: new URL(values.url),
     seconds: Number(values.seconds),
     streams: Number(values.streams),
+    connections: Number(values.connections),
     encode,
     drainMs: 10_000,
   });

@@ -15,7 +15,9 @@
  *   - ours: `session-manager serve` as a child process on a fresh embedded
  *     PostgreSQL 18 (DB_POOL_MAX=20, LOG_LEVEL=warn), gRPC over h2c on the
  *     grpc-js adapter (the default); "ours (connect h2c)": the same with
- *     H2C_ADAPTER=connect (connect-node), for GetSession over gRPC only.
+ *     H2C_ADAPTER=connect (connect-node), for GetSession over gRPC only;
+ *     "ours (WORKERS=2)": the same with two node:cluster workers, for the
+ *     gRPC loads over two connections (CPU: the primary and its workers).
  *
  * Loads: Connect JSON over HTTP/1.1 with wrk + bench/lifecycle/rpc.lua
  * (unique user_id / record_id per request); GetSession over gRPC (h2c) with
@@ -116,6 +118,22 @@ function postgresTicks(postmasterPid: number): number {
   return total;
 }
 
+/**
+ * CPU ever used by a server process and its live children (the WORKERS
+ * processes of a cluster's primary), in ticks; null if the process is gone.
+ */
+function serverTicks(pid: number): number | null {
+  const own = procTimes(pid);
+  if (own === null) return null;
+  let total = own.self;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === pid) continue;
+    const times = procTimes(Number(entry));
+    if (times !== null && times.ppid === pid) total += times.self;
+  }
+  return total;
+}
+
 /** Reads busy and total ticks of the whole host from /proc/stat. */
 function hostTicks(): { busy: number; total: number } {
   const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!;
@@ -135,7 +153,7 @@ interface Snapshot {
 function snapshot(serverPid: number | null, postmasterPid: number): Snapshot {
   return {
     atMs: performance.now(),
-    server: serverPid === null ? null : (procTimes(serverPid)?.self ?? null),
+    server: serverPid === null ? null : serverTicks(serverPid),
     postgres: postgresTicks(postmasterPid),
     host: hostTicks(),
   };
@@ -260,7 +278,7 @@ function latencyMs(micros: number[]): { p50: number; p99: number } {
 
 interface Measurement {
   workload: string;
-  /** "pgbench", "no-op", "grpc-js floor", "ours" or "ours (connect h2c)". */
+  /** "pgbench", "no-op", "grpc-js floor", "ours", "ours (connect h2c)" or "ours (WORKERS=2)". */
   run: string;
   rate: number;
   p50: number;
@@ -349,13 +367,13 @@ function wrkLoad(port: number, mode: "start" | "append" | "get", idsFile: string
   };
 }
 
-function h2loadLoad(port: number, bodyFile: string): Load {
+function h2loadLoad(port: number, bodyFile: string, connections = 1): Load {
   let logFile = "";
   return {
     run(seconds, tag) {
       logFile = join(tmp, `h2load-${tag}.log`);
       const args = [
-        "-c", "1", "-m", String(CONNECTIONS), "-t", "1", "-D", String(seconds), "-d", bodyFile,
+        "-c", String(connections), "-m", String(Math.ceil(CONNECTIONS / connections)), "-t", "1", "-D", String(seconds), "-d", bodyFile,
         "-H", "content-type: application/grpc", "-H", "te: trailers", `--log-file=${logFile}`,
         `http://127.0.0.1:${port}${SERVICE_PATH}GetSession`,
       ];
@@ -438,13 +456,13 @@ function grpcLoadResult(result: ToolResult): GrpcLoadResult {
  * load, so its start-up barely counts). With `ids.once`, each run starts
  * after the ids the previous runs (warm-up included) used.
  */
-function grpcLoad(port: number, workload: GrpcWorkload): Load {
+function grpcLoad(port: number, workload: GrpcWorkload, connections = 1): Load {
   let idsFrom = 0;
   return {
     async run(seconds, tag) {
       const args = [
         join(ROOT, "bench", "grpc-load.ts"), "--url", `http://127.0.0.1:${port}${SERVICE_PATH}${workload.method}`,
-        "--seconds", String(seconds), "--streams", String(CONNECTIONS), "--tag", tag,
+        "--seconds", String(seconds), "--streams", String(CONNECTIONS), "--connections", String(connections), "--tag", tag,
         "--fixed", Buffer.from(workload.fixed).toString("hex"),
         ...workload.fields.flatMap(([number, template]) => ["--field", `${number}=${template}`]),
         ...(workload.ids ? ["--ids", workload.ids.file, "--ids-from", String(idsFrom), ...(workload.ids.once ? ["--ids-once"] : [])] : []),
@@ -682,7 +700,12 @@ function targets(find: (workload: string | undefined, run: string) => Measuremen
 // ---------------------------------------------------------------- main
 
 /** Starts `session-manager serve` on the benchmark's database, logging to files; waits until it answers. */
-async function startOurs(name: string, databaseUrl: string, h2cAdapter: "grpc-js" | "connect"): Promise<{ child: ChildProcess; port: number; logs: string[] }> {
+async function startOurs(
+  name: string,
+  databaseUrl: string,
+  h2cAdapter: "grpc-js" | "connect",
+  workers = 1,
+): Promise<{ child: ChildProcess; port: number; logs: string[] }> {
   const port = await freePort();
   const logs = [join(tmp, `${name}.stdout.log`), join(tmp, `${name}.stderr.log`)];
   const outFd = openSync(logs[0]!, "w");
@@ -696,8 +719,8 @@ async function startOurs(name: string, databaseUrl: string, h2cAdapter: "grpc-js
       AUTH: process.env.BENCH_AUTH ?? "off",
       LOG_LEVEL: "warn",
       DB_POOL_MAX: String(DB_POOL_MAX),
-      // One process, so the CPU measured for this pid is the whole server's (WORKERS defaults to the cores).
-      WORKERS: "1",
+      // One process unless asked (WORKERS defaults to the cores); CPU counts the primary and its workers.
+      WORKERS: String(workers),
       H2C_ADAPTER: h2cAdapter,
       CORS_ALLOWED_ORIGINS: "",
       TLS_CERT_FILE: "",
@@ -833,6 +856,30 @@ async function main(): Promise<void> {
   results.push(await measure("GetSession gRPC h2c", "ours (connect h2c)", h2loadLoad(connectOurs.port, grpcBody), connectOurs.child.pid!));
   await stop(connectOurs.child, 15_000);
   logAnomalies("session-manager serve H2C_ADAPTER=connect", connectOurs.logs);
+
+  // 3b. WORKERS=2 (node:cluster), side by side with "ours" (WORKERS=1): the same gRPC loads over two
+  // connections, which the primary hands to its workers (a cluster shares a port by connection).
+  const two = await startOurs("ours-workers2", db.url, "grpc-js", 2);
+  await verifyGrpc(two.port, grpcBody, "ours (WORKERS=2)");
+  const twoRun = "ours (WORKERS=2)";
+  results.push(await measure("GetSession gRPC h2c", twoRun, h2loadLoad(two.port, grpcBody, 2), two.child.pid!));
+  results.push(await measure("StartSession gRPC h2c", twoRun, grpcLoad(two.port, startWorkload(), 2), two.child.pid!));
+  results.push(await measure("AppendSessionEvent gRPC h2c", twoRun, grpcLoad(two.port, appendWorkload(idsFile), 2), two.child.pid!));
+  const twoEndIds = join(tmp, "open-session-ids-2.txt");
+  await writeOpenSessions(twoEndIds, ids[0]!);
+  results.push(await measure("EndSession gRPC h2c", twoRun, grpcLoad(two.port, endWorkload(twoEndIds, true), 2), two.child.pid!));
+  await stop(two.child, 15_000);
+  logAnomalies("session-manager serve WORKERS=2", two.logs);
+  for (const workload of ["GetSession gRPC h2c", "StartSession gRPC h2c", "AppendSessionEvent gRPC h2c", "EndSession gRPC h2c"]) {
+    const one = results.find((m) => m.workload === workload && m.run === "ours");
+    const both = results.find((m) => m.workload === workload && m.run === twoRun);
+    if (one && both) {
+      notes.push(
+        `WORKERS=2 vs 1, ${workload}: ${fmt(both.rate)} vs ${fmt(one.rate)} req/s = ${fmt(both.rate / one.rate, 2)}x; ` +
+          `p99 ${fmt(both.p99, 1)} vs ${fmt(one.p99, 1)} ms; server CPU ${fmt(both.cpu.server ?? 0)}% vs ${fmt(one.cpu.server ?? 0)}%, PostgreSQL ${fmt(both.cpu.postgres)}% vs ${fmt(one.cpu.postgres)}%`,
+      );
+    }
+  }
 
   // 4. Framework floor: the no-op server (our server, grpc-js adapter, interceptors).
   const noop = await startFloor("bench/noop-server.ts");
