@@ -4,26 +4,25 @@
  * with `--frames` also `{"caughtUp":{"cursor":...}}` and
  * `{"heartbeat":{"cursor":...}}` lines.
  *
- * It keeps the last cursor it received (from any frame) and, when the stream
- * fails with a transient error (UNAVAILABLE, a reset or refused connection,
+ * The following is the client's `watch` (src/client/watch.ts): it keeps the
+ * last cursor it received (from any frame) and, when the stream fails with
+ * an error retrying can fix (UNAVAILABLE, a reset or refused connection,
  * ...), reconnects with backoff and resumes strictly after that cursor. The
  * server's guarantee (every matching event after the cursor exactly once, in
  * order, on any replica) then makes the printed lines gap-free and without
- * repeats across reconnects. SIGINT or SIGTERM stops it with exit status 0.
+ * repeats across reconnects. SIGINT or SIGTERM stops it with exit status 0;
+ * an error retrying cannot fix, with status 1.
  */
 import { toJsonString } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import {
-  SessionManagerService,
   WatchSessionEventsResponseSchema,
   type WatchSessionEventsRequest,
   type WatchSessionEventsResponse,
 } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { SessionEventSchema } from "../../gen/sessionmanager/v1/session_pb.js";
+import { createSessionManagerClient, SessionManagerError, type TransportKind } from "../client/index.js";
 import type { Config } from "../config.js";
 import { decodeCursor } from "../domain/cursor.js";
-import { createBackoff } from "./backoff.js";
 import { exitWithUsage, parseCommandOptions } from "./options.js";
 
 const USAGE = `usage: session-manager tail [options]
@@ -58,21 +57,11 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** Lists the codes that end `tail`: retrying the same request cannot succeed. */
-const FATAL_CODES = new Set([
-  Code.InvalidArgument,
-  Code.OutOfRange,
-  Code.NotFound,
-  Code.FailedPrecondition,
-  Code.AlreadyExists,
-  Code.PermissionDenied,
-  Code.Unauthenticated,
-  Code.Unimplemented,
-]);
-
-/** The parsed options; `afterCursor` stays out of `request` because each reconnect replaces it with the last cursor received. */
+/** The parsed options. */
 interface TailOptions {
-  transport: Transport;
+  baseUrl: string;
+  protocol: TransportKind;
+  credential: string;
   request: Omit<WatchSessionEventsRequest, "$typeName" | "afterCursor">;
   afterCursor: string;
   frames: boolean;
@@ -90,7 +79,7 @@ export async function tail(args: string[], _config: Config): Promise<void> {
   process.stdout.on("error", () => stop.abort()); // e.g. EPIPE: the reader went away
   const failure = await follow(options, stop.signal);
   if (failure !== null) {
-    process.stderr.write(`session-manager tail: ${Code[failure.code]}: ${failure.rawMessage}\n`);
+    process.stderr.write(`session-manager tail: ${failure.codeName}${failure.reason === "" ? "" : ` ${failure.reason}`}: ${failure.rawMessage}\n`);
     process.exit(1);
   }
   process.exit(0);
@@ -123,67 +112,50 @@ function toTailOptions(values: {
     }
   }
   return {
-    transport: createTransport(baseUrl.toString(), values.protocol, process.env.SESSION_MANAGER_CREDENTIAL?.trim() ?? ""),
+    baseUrl: baseUrl.toString(),
+    protocol: values.protocol,
+    credential: process.env.SESSION_MANAGER_CREDENTIAL?.trim() ?? "",
     request: { userId: values.user, sessionId: values.session, types: values.type ?? [], fromBeginning: values["from-beginning"] },
     afterCursor: values.after,
     frames: values.frames,
   };
 }
 
-function createTransport(baseUrl: string, protocol: "connect" | "grpc", credential: string): Transport {
-  const interceptors: Interceptor[] =
-    credential === ""
-      ? []
-      : [
-          (next) => (req) => {
-            req.header.set("authorization", `Bearer ${credential}`);
-            return next(req);
-          },
-        ];
-  return protocol === "grpc"
-    ? createGrpcTransport({ baseUrl, pingIntervalMs: 10_000, interceptors })
-    : createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors });
-}
-
 /**
  * Streams and prints frames until `signal` aborts (returns null) or a fatal
- * error (returns it), reconnecting after transient errors.
+ * error (returns it); the client's watch does the reconnecting.
  */
-async function follow(options: TailOptions, signal: AbortSignal): Promise<ConnectError | null> {
-  const client = createClient(SessionManagerService, options.transport);
-  const backoff = createBackoff({ initialMs: 100, maxMs: 5_000 });
-  let cursor = options.afterCursor;
-  while (!signal.aborted) {
-    try {
-      // Once any frame has given a cursor, resuming after it takes precedence
-      // over from_beginning and the live head.
-      const request = { ...options.request, afterCursor: cursor, fromBeginning: cursor === "" && options.request.fromBeginning };
-      for await (const frame of client.watchSessionEvents(request, { signal })) {
-        cursor = printFrame(frame, options.frames) ?? cursor;
-        backoff.reset();
-      }
-    } catch (error) {
-      if (signal.aborted) break;
-      const failure = ConnectError.from(error);
-      if (FATAL_CODES.has(failure.code)) return failure;
-      process.stderr.write(`tail: stream failed (${Code[failure.code]}: ${failure.rawMessage}); reconnecting\n`);
-    }
-    await backoff.wait(signal);
+async function follow(options: TailOptions, signal: AbortSignal): Promise<SessionManagerError | null> {
+  const client = createSessionManagerClient({ baseUrl: options.baseUrl, transport: options.protocol, credential: options.credential });
+  const frames = client.watch({
+    ...options.request,
+    after: options.afterCursor,
+    frames: true,
+    signal,
+    backoff: { initialMs: 100, maxMs: 5_000 },
+    onReconnect: (error) => {
+      const why = error === null ? "stream ended" : `${error.codeName}: ${error.rawMessage}`;
+      process.stderr.write(`tail: stream failed (${why}); reconnecting\n`);
+    },
+  });
+  try {
+    for await (const frame of frames) printFrame(frame, options.frames);
+  } catch (error) {
+    if (signal.aborted) return null;
+    return SessionManagerError.from(error);
   }
   return null;
 }
 
-/** Prints a frame as a JSON line; returns the cursor it carries. */
-function printFrame(frame: WatchSessionEventsResponse, frames: boolean): string | undefined {
+/** Prints a frame as a JSON line: events always, caughtUp and heartbeat frames with --frames. */
+function printFrame(frame: WatchSessionEventsResponse, frames: boolean): void {
   switch (frame.frame.case) {
     case "event":
       process.stdout.write(`${toJsonString(SessionEventSchema, frame.frame.value)}\n`);
-      return frame.frame.value.cursor;
+      return;
     case "caughtUp":
     case "heartbeat":
       if (frames) process.stdout.write(`${toJsonString(WatchSessionEventsResponseSchema, frame)}\n`);
-      return frame.frame.value.cursor;
-    default:
-      return undefined;
+      return;
   }
 }
