@@ -59,10 +59,19 @@ const CONNECTION_ERROR_CODES = new Set([
 ]);
 
 /**
+ * The message connect-node gives a stream that its HTTP/2 connection reset
+ * or dropped (Node resets the open streams of a closed session with CANCEL,
+ * which connect-node reports as CANCELED although the caller canceled
+ * nothing; a caller's abort is checked before this, see `withRetries`).
+ */
+const H2_RESET = /^http\/2 stream closed with error code (CANCEL|INTERNAL_ERROR|PROTOCOL_ERROR|CONNECT_ERROR) /;
+
+/**
  * Tells whether `error` is a connection that failed or went away rather than
  * an answer: a Node error code of CONNECTION_ERROR_CODES anywhere in the
- * `cause` chain, Node's "socket hang up", or a `TypeError` from `fetch` (how
- * browsers report a network failure).
+ * `cause` chain, Node's "socket hang up", an HTTP/2 stream reset by a lost
+ * connection (H2_RESET), or a `TypeError` from `fetch` (how browsers report
+ * a network failure).
  */
 export function isConnectionError(error: unknown): boolean {
   const seen = new Set<unknown>();
@@ -72,6 +81,7 @@ export function isConnectionError(error: unknown): boolean {
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string" && CONNECTION_ERROR_CODES.has(code)) return true;
     if (current.message.includes("socket hang up")) return true;
+    if (current instanceof ConnectError && H2_RESET.test(current.rawMessage)) return true;
     if (current instanceof TypeError && /fetch|network/i.test(current.message)) return true;
     current = current.cause;
   }
