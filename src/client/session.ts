@@ -163,6 +163,7 @@ export class SessionHandle implements AsyncDisposable {
         { signal: options.signal },
       ),
     );
+    this.#paused = false; // an append succeeds only on an ACTIVE session (another client may have resumed it)
     this.#schedule(); // the append was activity: the next heartbeat is due a period from now
     return response.event!;
   }
