@@ -1,8 +1,9 @@
 /**
  * `session-manager tail` as a child process against real servers: prints a
  * user's events in order, resumes with --after without repeats, prints
- * frames with --frames over gRPC, and reconnects after the server goes away,
- * resuming from the last cursor it received.
+ * frames with --frames over gRPC, reconnects after the server goes away,
+ * resuming from the last cursor it received, sends SESSION_MANAGER_CREDENTIAL,
+ * and exits 1 on an error retrying cannot fix.
  */
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -11,7 +12,9 @@ import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manag
 import type { SessionEvent } from "../../gen/sessionmanager/v1/session_pb.js";
 import type { App } from "../../src/app.js";
 import { startTestApp, uniqueId } from "../support/app.js";
-import { startCli, type RunningCli } from "./cli-process.js";
+import { encodeCursor } from "../../src/domain/cursor.js";
+import { mintKey } from "../support/credentials.js";
+import { runCli, startCli, type RunningCli } from "./cli-process.js";
 import { freePort } from "../support/ports.js";
 import { sleep } from "../support/wait.js";
 
@@ -112,6 +115,32 @@ describe("tail", () => {
     expect(caughtUp).toBe(2);
     expect(frames[caughtUp]!.caughtUp!.cursor).not.toBe("");
     expect(frames.slice(caughtUp + 1).every((frame) => "heartbeat" in frame && frame.heartbeat!.cursor !== "")).toBe(true);
+  });
+
+  it("sends the credential from SESSION_MANAGER_CREDENTIAL, and exits 1 on an error retrying cannot fix", async () => {
+    const secured = await startTestApp({ auth: "required" });
+    try {
+      const url = `http://127.0.0.1:${secured.port}`;
+      const key = await mintKey(secured.sql, "reader");
+      const userId = uniqueId("tail-auth-user");
+      const events = await writeEvents(userId, 1);
+      const cli = startCli(["tail", "--url", url, "--from-beginning", "--user", userId], { SESSION_MANAGER_CREDENTIAL: `${key.token}\n` });
+      running.push(cli);
+      await cli.waitFor(eventCount(2));
+      expect(await cli.stop("SIGINT")).toBe(0);
+      expect(printedEvents(cli.lines).map((event) => event.eventId)).toEqual(events.map((event) => event.eventId));
+
+      const refused = await runCli(["tail", "--url", url, "--user", userId], { SESSION_MANAGER_CREDENTIAL: "" });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/UNAUTHENTICATED CREDENTIALS_MISSING/);
+      // A well-formed cursor ahead of the database: the server answers INVALID_CURSOR.
+      const ahead = encodeCursor({ txId: 2n ** 62n, id: 1n });
+      const invalid = await runCli(["tail", "--url", url, "--user", userId, "--after", ahead], { SESSION_MANAGER_CREDENTIAL: key.token });
+      expect(invalid.code).toBe(1);
+      expect(invalid.stderr).toMatch(/INVALID_ARGUMENT INVALID_CURSOR/);
+    } finally {
+      await secured.stop();
+    }
   });
 
   it("reconnects after its server stops and resumes from the last cursor it received", async () => {
