@@ -115,6 +115,25 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** A reconnect schedule with state (how many waits so far): one per reconnect loop. */
+export interface Backoff {
+  /** Waits the next `backoffDelay` (or less if `signal` aborts). */
+  wait(signal?: AbortSignal): Promise<void>;
+  /** Starts over at the first step (after a success). */
+  reset(): void;
+}
+
+/** Creates a schedule whose steps double from `initialMs` up to `maxMs`, with `backoffDelay`'s jitter. */
+export function createBackoff({ initialMs, maxMs }: { initialMs: number; maxMs: number }): Backoff {
+  let waits = 0;
+  return {
+    wait: (signal) => pause(backoffDelay(++waits, initialMs, maxMs), signal),
+    reset() {
+      waits = 0;
+    },
+  };
+}
+
 /**
  * Runs `attempt` until it succeeds, fails with an error that is not
  * retryable, `policy.maxAttempts` are spent, or `signal` aborts; throws the

@@ -5,7 +5,7 @@
  * away), resumes with that cursor on another live replica.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createBackoff, type Backoff } from "../../src/cli/backoff.js";
+import { createBackoff, type Backoff } from "../../src/client/retry.js";
 import { waitFor } from "../support/wait.js";
 import type { Replica } from "./replica-process.js";
 

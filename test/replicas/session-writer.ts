@@ -4,7 +4,7 @@
  * the SAME request (same record_id), as the contract asks of clients.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createBackoff } from "../../src/cli/backoff.js";
+import { createBackoff } from "../../src/client/retry.js";
 import { waitFor } from "../support/wait.js";
 import type { Replica, SessionClient } from "./replica-process.js";
 
