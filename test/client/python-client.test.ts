@@ -173,6 +173,7 @@ describe("Python client: session scopes", () => {
       ended: true,
       same_end: true,
       end_calls: 1,
+      end_calls_after_again: 1,
       training: true,
       end: { end_reason: "END_REASON_CLIENT", by_this_handle: true },
     });

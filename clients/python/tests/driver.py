@@ -126,15 +126,19 @@ def scenario_scope(address, prefix):
             raise RuntimeError("the work failed")
     except RuntimeError as error:
         raised = str(error)
+    ended_on_exit = handle.ended
+    end_on_exit = end_dict(handle.end_info) if handle.end_info is not None else None
+    end_calls_on_exit = recorder.count("EndSession") - ends_before
     again = handle.end()  # memoized: no second EndSession
     emit(
         step="raised",
         raised=raised,
         session_id=handle.session_id,
-        ended=handle.ended,
-        end=end_dict(handle.end_info),
+        ended=ended_on_exit,
+        end=end_on_exit,
         same_end=again is handle.end_info,
-        end_calls=recorder.count("EndSession") - ends_before,
+        end_calls=end_calls_on_exit,
+        end_calls_after_again=recorder.count("EndSession") - ends_before,
         training=handle.session.is_training_data,
     )
 
