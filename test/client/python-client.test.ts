@@ -28,6 +28,7 @@ import { startProxy } from "./proxy.js";
 const PYTHON = "/usr/bin/python3";
 const CLIENT_DIR = fileURLToPath(new URL("../../clients/python", import.meta.url));
 const DRIVER = join(CLIENT_DIR, "tests", "driver.py");
+const EXAMPLE = join(CLIENT_DIR, "example_worker.py");
 
 type Line = Record<string, unknown>;
 
@@ -39,15 +40,15 @@ class PyScenario {
   readonly #child: ChildProcess;
   #buffer = "";
 
-  constructor(args: string[], env: NodeJS.ProcessEnv) {
-    this.#child = spawn(PYTHON, [DRIVER, ...args], { env, stdio: ["pipe", "pipe", "pipe"], timeout: 90_000 });
+  constructor(args: string[], env: NodeJS.ProcessEnv, script = DRIVER) {
+    this.#child = spawn(PYTHON, [script, ...args], { env, stdio: ["pipe", "pipe", "pipe"], timeout: 90_000 });
     this.#child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
       this.#buffer += chunk;
       let newline: number;
       while ((newline = this.#buffer.indexOf("\n")) >= 0) {
         const line = this.#buffer.slice(0, newline);
         this.#buffer = this.#buffer.slice(newline + 1);
-        if (line.trim() !== "") this.lines.push(JSON.parse(line) as Line);
+        if (line.trim() !== "") this.lines.push(script === DRIVER ? (JSON.parse(line) as Line) : { text: line });
       }
     });
     this.#child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr += chunk));
@@ -111,8 +112,10 @@ afterAll(async () => {
   if (stubsDir) rmSync(stubsDir, { recursive: true, force: true });
 });
 
-function runScenario(args: string[], extraEnv: Record<string, string> = {}): PyScenario {
-  const scenario = new PyScenario(args, {
+function runScenario(args: string[], extraEnv: Record<string, string> = {}, script = DRIVER): PyScenario {
+  const scenario = new PyScenario(
+    args,
+    {
     ...process.env,
     PYTHONPATH: `${stubsDir}:${CLIENT_DIR}`,
     PYTHONUNBUFFERED: "1",
@@ -120,7 +123,9 @@ function runScenario(args: string[], extraEnv: Record<string, string> = {}): PyS
     GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS: "100",
     SM_CREDENTIAL: writer,
     ...extraEnv,
-  });
+    },
+    script,
+  );
   running.push(scenario);
   return scenario;
 }
@@ -339,5 +344,20 @@ describe("Python client: watch", () => {
     expect(result.other_user).toMatchObject({ code: "PERMISSION_DENIED", reason: "USER_NOT_ALLOWED", streams: 1 });
     expect(result.expired).toMatchObject({ code: "UNAUTHENTICATED", reason: "CREDENTIALS_INVALID", streams: 2, asked: [false, true] });
     await py.exited();
+  });
+});
+
+describe("Python client: the README's example worker", () => {
+  it("runs a session scope and a watch loop that stops at the session's end", async () => {
+    const userId = uniqueId("py-example");
+    const py = runScenario([userId], { SM_TARGET: `127.0.0.1:${app.port}`, SM_KEY: writer }, EXAMPLE);
+    await py.exited();
+    expect(py.lines.map((l) => l.text)).toEqual([
+      "appended seq 2",
+      "ended: True True",
+      "2 care.input.received {'text': 'hello'}",
+      "6 session.ended {'end_reason': 'END_REASON_CLIENT'}",
+      expect.stringMatching(/^stopped after \S+$/),
+    ]);
   });
 });
