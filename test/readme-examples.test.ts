@@ -2,7 +2,9 @@
  * Runs the README's client examples as a user would copy them: the
  * TypeScript SDK example (section "Clients", "TypeScript") in its own Node
  * process with tsx, importing `session-manager/client` through the
- * package's exports, against a real server with credentials required.
+ * package's exports, against a real server with credentials required. The
+ * Python example must equal clients/python/example_worker.py, which the
+ * Python client test runs.
  */
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -54,5 +56,11 @@ describe("README examples", () => {
     expect(lines.some((line) => /^\d+ care\.input\.received \{ text: 'hello' \}$/.test(line))).toBe(true);
     expect(lines.some((line) => /^\d+ session\.ended /.test(line))).toBe(true);
     expect(lines.at(-1)).toMatch(/^stopped after \S+$/);
+  });
+
+  it("shows the Python example worker exactly as clients/python/example_worker.py, which test/client/python-client.test.ts runs", () => {
+    // The file starts with a docstring (how to run it) that the README says in prose.
+    const file = readFileSync(join(ROOT, "clients/python/example_worker.py"), "utf8").replace(/^"""[\s\S]*?"""\n+/, "");
+    expect(exampleAfter("### Python", "python") + "\n").toBe(file);
   });
 });
