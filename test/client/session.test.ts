@@ -11,6 +11,7 @@ import type { App } from "../../src/app.js";
 import { createSessionManagerClient, EndReason, SessionEndedError, SessionState, type SessionEnd } from "../../src/client/index.js";
 import { startTestApp, uniqueId } from "../support/app.js";
 import { mintKey } from "../support/credentials.js";
+import { startProxy } from "./proxy.js";
 import { sleep, waitFor } from "../support/wait.js";
 
 let app: App;
@@ -157,5 +158,48 @@ describe("openSession", () => {
     expect(ends).toHaveLength(1);
     expect(second.ended).toBe(false);
     expect(await endedEvents(first.sessionId)).toBe(1);
+  });
+
+  it("survives its replica being stopped in the middle of the body: every append written once, the session ended once", async () => {
+    let replica = await startTestApp({ auth: "required" });
+    const proxy = await startProxy(replica.port);
+    const attempts = new Map<string, number>();
+    const countRecordIds: Interceptor = (next) => (req) => {
+      const recordId = (req.message as { recordId?: string }).recordId;
+      if (recordId) attempts.set(recordId, (attempts.get(recordId) ?? 0) + 1);
+      return next(req);
+    };
+    const client = createSessionManagerClient({
+      baseUrl: `http://127.0.0.1:${proxy.port}`,
+      transport: "grpc",
+      credential: writer,
+      interceptors: [countRecordIds],
+      retry: { initialDelayMs: 50, maxDelayMs: 500, maxAttempts: 20 },
+    });
+    let sessionId = "";
+    try {
+      await client.withSession({ userId: uniqueId("session-restart") }, async (session) => {
+        sessionId = session.sessionId;
+        await session.append("care.before", { n: 1 });
+        // The replica goes away mid-body; a new one on the same database takes its place behind the proxy.
+        proxy.setUpstream(null);
+        proxy.cutAll();
+        await replica.stop();
+        const appending = session.append("care.during", { n: 2 });
+        replica = await startTestApp({ auth: "required" });
+        proxy.setUpstream(replica.port);
+        await appending;
+        await session.append("care.after", { n: 3 });
+      });
+    } finally {
+      await replica.stop();
+      await proxy.close();
+    }
+    const rows = await app.sql<{ type: string; record_id: string }[]>`
+      select type, record_id from session_events where session_id = ${sessionId} order by seq`;
+    expect(rows.map((row) => row.type)).toEqual(["session.started", "care.before", "care.during", "care.after", "session.ended"]);
+    // The append sent while the replica was gone was retried with its one record_id.
+    const during = rows.find((row) => row.type === "care.during")!.record_id;
+    expect(attempts.get(during)).toBeGreaterThan(1);
   });
 });
