@@ -200,6 +200,35 @@ describe("Python client: session scopes", () => {
   });
 });
 
+describe("Python client: a replica stopped in the middle of a session scope", () => {
+  it("writes every append once (the one sent during the outage retried with its record_id) and ends the session once", async () => {
+    let replica = await startTestApp(auth);
+    const proxy = await startProxy(replica.port);
+    try {
+      const py = runScenario(["scope_restart", `127.0.0.1:${proxy.port}`, uniqueId("py-scope-restart")]);
+      const ready = await py.step("ready");
+      proxy.setUpstream(null);
+      proxy.cutAll();
+      await replica.stop();
+      py.send("continue");
+      replica = await startTestApp(auth);
+      proxy.setUpstream(replica.port);
+      const done = await py.step("done", 30_000);
+      await py.exited();
+      const rows = await app.sql<{ type: string; record_id: string }[]>`
+        select type, record_id from session_events where session_id = ${ready.session_id as string} order by seq`;
+      expect(rows.map((row) => row.type)).toEqual(["session.started", "care.py.before", "care.py.during", "care.py.after", "session.ended"]);
+      // The recorder saw the append sent during the outage more than once, always with its one record_id.
+      const during = rows.find((row) => row.type === "care.py.during")!.record_id;
+      const attempts = (done.during_attempts as string[]).filter((id) => id === during);
+      expect(attempts.length).toBeGreaterThan(1);
+    } finally {
+      await replica.stop();
+      await proxy.close();
+    }
+  });
+});
+
 describe("Python client: retries and errors", () => {
   it("retries a call whose response was lost with the same record_id and returns the original result", async () => {
     const proxy = await startProxy(app.port);

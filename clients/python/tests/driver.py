@@ -176,6 +176,19 @@ def scenario_scope(address, prefix):
     )
 
 
+def scenario_scope_restart(address, user_id):
+    """A session scope whose replica goes away mid-body: each append written once, the session ended once."""
+    recorder = Recorder()
+    client = client_for(address, recorder, retry=RetryPolicy(max_attempts=40, initial_delay_s=0.05, max_delay_s=0.5))
+    with client.session(user_id=user_id, idle_timeout_s=60) as s:
+        s.append("care.py.before", {"n": 1})
+        emit(step="ready", session_id=s.session_id)
+        assert read_command() == "continue"
+        s.append("care.py.during", {"n": 2})
+        s.append("care.py.after", {"n": 3})
+    emit(step="done", during_attempts=recorder.record_ids("AppendSessionEvent"))
+
+
 def scenario_retry(address, prefix):
     """A lost response is retried with the same record_id and returns the original result."""
     recorder = Recorder()
@@ -323,6 +336,7 @@ def scenario_watch_final(address, user_id):
 SCENARIOS = {
     "scope": scenario_scope,
     "retry": scenario_retry,
+    "scope_restart": scenario_scope_restart,
     "errors": scenario_errors,
     "watch": scenario_watch,
     "watch_refresh": scenario_watch_refresh,
