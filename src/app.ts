@@ -21,6 +21,7 @@ import { createAccessInterceptor } from "./transport/interceptors.js";
 import { createRoutes } from "./transport/routes.js";
 import { createGrpcJsServer } from "./transport/grpc-js-adapter.js";
 import { createServer, type Server } from "./transport/server.js";
+import { createConsoleHandler } from "./transport/console.js";
 import { wireService } from "./wiring.js";
 
 /** What `startApp` returns: the running replica's parts, for `session-manager serve` and tests. */
@@ -98,6 +99,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     new AggregatorRegistry(); // installs prom-client's answer to the primary's requests (its constructor does)
   }
   const endpoints = createEndpoints({ metrics: config.metricsPort === null ? exposed : null, notReadyBecause });
+  const reviewConsole = createConsoleHandler({ log }); // /ui/ (web/, built on first request)
   const metricsServer = exposed !== null && config.metricsPort !== null && !cluster.isWorker ? createMetricsServer(createEndpoints({ metrics: exposed, notReadyBecause })) : null;
   const tls = config.tlsCertFile !== null;
   const server = createServer({
@@ -122,7 +124,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile, clientCaFile: config.tlsClientCaFile }
         : null,
     headersTimeoutMs: config.headersTimeoutMs,
-    plain: endpoints,
+    plain: (req, res) => reviewConsole(req, res) || endpoints(req, res),
     connectionIdleMs: config.connectionIdleMs,
   });
   const port = await server.listen(config.port, config.host);
