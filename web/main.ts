@@ -17,10 +17,9 @@ import { api, isAbort, newRecordId, showError, storeToken, storedToken, type Sho
 import { verifyChain, type ChainReport } from "./lib/chain.js";
 import { toJsonLines } from "./lib/cloud-events.js";
 import { epochMs, fromEventMessage, isLifecycle, mergeEvents, type ConsoleEvent } from "./lib/events.js";
-import { jwtSubject, layoutAxis, normalizeToken, parseListQuery, seqOfHash, sessionDuration } from "./lib/format.js";
+import { PAGE_SIZE, jwtSubject, layoutAxis, normalizeToken, parseListQuery, seqOfHash, sessionDuration } from "./lib/format.js";
 
 const BASE = "/ui/";
-const PAGE_SIZE = 50;
 const SESSION_PATH = /^\/ui\/sessions\/(sess_[0-9A-HJKMNP-TV-Z]{26})\/?$/;
 
 const STATE_NAMES: Record<number, string> = {
@@ -105,6 +104,7 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
   const query = parseListQuery(location.search);
   const userId = query.userId !== "" ? query.userId : (jwtSubject(token) ?? "");
   const state = query.state;
+  const pageSize = query.pageSize;
   // Page tokens of the pages before the current one, and the current one's.
   const [pages, setPages] = useState<string[]>([""]);
   const [sessions, setSessions] = useState<Session[] | null>(null);
@@ -118,7 +118,7 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
     setLoading(true);
     setError(null);
     api
-      .listSessions({ userId, state: stateFilter(state), pageSize: PAGE_SIZE, pageToken: current })
+      .listSessions({ userId, state: stateFilter(state), pageSize, pageToken: current })
       .then(
         (res) => {
           if (stale) return;
@@ -136,7 +136,7 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
     return () => {
       stale = true;
     };
-  }, [userId, state, current]);
+  }, [userId, state, pageSize, current]);
 
   const now = Date.now();
   return html`<section aria-labelledby="list-title">
@@ -155,6 +155,7 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
           <option value="ended">ended</option>
         </select>
       </div>
+      ${pageSize !== PAGE_SIZE && html`<input type="hidden" name="size" value=${pageSize} />`}
       <button type="submit">Filter</button>
     </form>
     <${ErrorBox} error=${error} what="Listing sessions" />
@@ -439,4 +440,6 @@ function download(sessionId: string, events: ConsoleEvent[]): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-render(html`<${App} />`, document.getElementById("app")!);
+const root = document.getElementById("app")!;
+root.replaceChildren(); // the static "Loading" placeholder
+render(html`<${App} />`, root);

@@ -55,8 +55,11 @@ describe("credentials", () => {
 
 describe("routing helpers", () => {
   it("parses filters and event fragments", () => {
-    expect(parseListQuery("?user=u1&state=paused")).toEqual({ userId: "u1", state: "paused" });
-    expect(parseListQuery("")).toEqual({ userId: "", state: "" });
+    expect(parseListQuery("?user=u1&state=paused&size=2")).toEqual({ userId: "u1", state: "paused", pageSize: 2 });
+    expect(parseListQuery("")).toEqual({ userId: "", state: "", pageSize: 50 });
+    expect(parseListQuery("?size=0").pageSize).toBe(50);
+    expect(parseListQuery("?size=1001").pageSize).toBe(50);
+    expect(parseListQuery("?size=2.5").pageSize).toBe(50);
     expect(seqOfHash("#seq-12")).toBe(12);
     expect(seqOfHash("#seq-x")).toBeNull();
   });

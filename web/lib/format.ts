@@ -80,10 +80,18 @@ export function normalizeToken(pasted: string): string {
   return pasted.trim().replace(/^bearer\s+/i, "").trim();
 }
 
-/** Parses the console's list filters from a query string. */
-export function parseListQuery(search: string): { userId: string; state: string } {
+/** Sessions per page of the list, unless the query says `size` (1 to 1000). */
+export const PAGE_SIZE = 50;
+
+/** Parses the console's list filters from a query string (`user`, `state`, `size`). */
+export function parseListQuery(search: string): { userId: string; state: string; pageSize: number } {
   const params = new URLSearchParams(search);
-  return { userId: params.get("user") ?? "", state: params.get("state") ?? "" };
+  const size = Number(params.get("size") ?? "");
+  return {
+    userId: params.get("user") ?? "",
+    state: params.get("state") ?? "",
+    pageSize: Number.isInteger(size) && size >= 1 && size <= 1000 ? size : PAGE_SIZE,
+  };
 }
 
 /** The event id of a "#seq-12" fragment, or null. */
