@@ -167,7 +167,7 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
         <caption class="sr-only">Sessions, newest first</caption>
         <thead><tr>
           <th scope="col">Session</th><th scope="col">User</th><th scope="col">State</th><th scope="col">Start</th>
-          <th scope="col">End</th><th scope="col">Duration</th><th scope="col">End reason</th><th scope="col">Training data</th>
+          <th scope="col">End</th><th scope="col">Duration</th><th scope="col">Events</th><th scope="col">End reason</th><th scope="col">Training data</th>
         </tr></thead>
         <tbody>
           ${sessions.map((s) => {
@@ -180,6 +180,7 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
               <td>${when(start)}</td>
               <td>${end === null ? html`<span class="muted">open</span>` : when(end)}</td>
               <td>${sessionDuration(start, end, now)}</td>
+              <td data-events>${String(s.lastSeq)}</td>
               <td>${END_REASON_NAMES[s.endReason] ?? ""}</td>
               <td>${s.isTrainingData ? "yes" : "no"}</td>
             </tr>`;

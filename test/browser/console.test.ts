@@ -146,10 +146,13 @@ describe("the review console in Chromium", () => {
     const listed: string[][] = [];
     for (const row of await rows.all()) listed.push((await row.locator("td").allTextContents()).map((t) => t.trim()));
     // Newest first: active, paused, ended.
-    expect(listed.map((cells) => [cells[0], cells[1], cells[2], cells[4], cells[6], cells[7]])).toEqual([
-      [seeded.active, users.active, "active", "open", "", "no"],
-      [seeded.paused, users.paused, "paused", "open", "", "no"],
-      [seeded.ended, users.ended, "ended", expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/), "client", "no"],
+    const counts = await app.sql<{ session_id: string; n: number }[]>`
+      select session_id, count(*)::int as n from session_events where session_id in ${app.sql([seeded.active, seeded.paused, seeded.ended])} group by session_id`;
+    const events = (id: string) => String(counts.find((row) => row.session_id === id)!.n);
+    expect(listed.map((cells) => [cells[0], cells[1], cells[2], cells[4], cells[6], cells[7], cells[8]])).toEqual([
+      [seeded.active, users.active, "active", "open", events(seeded.active), "", "no"],
+      [seeded.paused, users.paused, "paused", "open", events(seeded.paused), "", "no"],
+      [seeded.ended, users.ended, "ended", expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/), events(seeded.ended), "client", "no"],
     ]);
     expect(await page.getByText("Loading the console").count()).toBe(0);
     await page.screenshot({ path: `${SCREENSHOTS}console-list.png` });
