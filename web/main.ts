@@ -11,13 +11,14 @@
  */
 import { html } from "htm/preact";
 import { render } from "preact";
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EndReason, SessionState, type Session } from "../gen/sessionmanager/v1/session_pb.js";
 import { api, isAbort, newRecordId, showError, storeToken, storedToken, type ShownError } from "./api.js";
 import { verifyChain, type ChainReport } from "./lib/chain.js";
 import { toJsonLines } from "./lib/cloud-events.js";
 import { epochMs, fromEventMessage, isLifecycle, mergeEvents, type ConsoleEvent } from "./lib/events.js";
-import { PAGE_SIZE, jwtSubject, layoutAxis, normalizeToken, parseListQuery, seqOfHash, sessionDuration } from "./lib/format.js";
+import { PAGE_SIZE, formatDuration, jwtSubject, layoutAxis, normalizeToken, parseListQuery, seqOfHash, sessionDuration } from "./lib/format.js";
+import { SPEEDS, advance, delayToNext, indexAt, replayOffsets, replaySpan, type Speed } from "./lib/replay.js";
 
 const BASE = "/ui/";
 const SESSION_PATH = /^\/ui\/sessions\/(sess_[0-9A-HJKMNP-TV-Z]{26})\/?$/;
@@ -112,11 +113,17 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
   const [error, setError] = useState<ShownError | null>(null);
   const [loading, setLoading] = useState(false);
   const current = pages[pages.length - 1]!;
+  // Bumped by the live feed: fetches the first page again, without "Loading…".
+  const [refresh, setRefresh] = useState(0);
+  const [live, setLive] = useState<"off" | "following" | "reconnecting" | "unavailable">("off");
+  const lastRefresh = useRef(refresh);
 
   useEffect(() => {
     let stale = false;
-    setLoading(true);
-    setError(null);
+    const quiet = refresh !== lastRefresh.current;
+    lastRefresh.current = refresh;
+    if (!quiet) setLoading(true);
+    if (!quiet) setError(null);
     api
       .listSessions({ userId, state: stateFilter(state), pageSize, pageToken: current })
       .then(
@@ -136,7 +143,26 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
     return () => {
       stale = true;
     };
-  }, [userId, state, pageSize, current]);
+  }, [userId, state, pageSize, current, refresh]);
+
+  // Live: on the first page, session lifecycle events (started, paused, ended, ...) of the
+  // listed user (all users without a filter) fetch the page again, debounced.
+  const onFirstPage = current === "";
+  useEffect(() => {
+    if (!onFirstPage) return;
+    const controller = new AbortController();
+    let debounce: ReturnType<typeof setTimeout> | undefined;
+    const changed = () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => setRefresh((n) => n + 1), LIST_REFRESH_DEBOUNCE_MS);
+    };
+    void followLifecycle(userId, controller.signal, changed, setLive);
+    return () => {
+      controller.abort();
+      clearTimeout(debounce);
+      setLive("off");
+    };
+  }, [onFirstPage, userId]);
 
   const now = Date.now();
   return html`<section aria-labelledby="list-title">
@@ -160,6 +186,7 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
     </form>
     <${ErrorBox} error=${error} what="Listing sessions" />
     ${error?.unauthenticated && html`<button type="button" onClick=${onUnauthenticated}>Sign in again</button>`}
+    <p class="muted live-list" data-live=${live}>${liveText(live)}</p>
     <p class="muted" role="status" aria-live="polite">${loading ? "Loading…" : sessions ? `${sessions.length} session${sessions.length === 1 ? "" : "s"} on this page, newest first` : ""}</p>
     ${sessions &&
     html`<div class="scroll">
@@ -193,6 +220,59 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
       <button type="button" disabled=${next === "" || loading} onClick=${() => setPages([...pages, next])}>Next page</button>
     </nav>
   </section>`;
+}
+
+/** Quiet time after a lifecycle event before the list is fetched again (a burst is one fetch). */
+const LIST_REFRESH_DEBOUNCE_MS = 150;
+
+function liveText(live: "off" | "following" | "reconnecting" | "unavailable"): string {
+  return live === "following" ? "Live: new and changed sessions show up by themselves." : live === "reconnecting" ? "Live updates reconnecting…" : live === "unavailable" ? "Live updates unavailable for this credential." : "";
+}
+
+/**
+ * Watches `session.*` events (of `userId`, or of everyone when empty) from the
+ * live head and calls `changed` for each; after a drop it resumes from the
+ * last cursor of any frame (README "The event feed"), backing off up to 10 s.
+ * Stops on `signal`, or for good on a refused credential or filter.
+ */
+async function followLifecycle(
+  userId: string,
+  signal: AbortSignal,
+  changed: () => void,
+  setLive: (live: "off" | "following" | "reconnecting" | "unavailable") => void,
+): Promise<void> {
+  let cursor = "";
+  let retryMs = 500;
+  while (!signal.aborted) {
+    try {
+      setLive("following");
+      const request = { userId, types: ["session.*"], ...(cursor === "" ? {} : { afterCursor: cursor }) };
+      for await (const res of api.watchSessionEvents(request, { signal })) {
+        const frame = res.frame;
+        if (frame.case === undefined) continue;
+        if (cursor === "" && frame.case !== "event") {
+          // The first frame of a fresh stream: from here on nothing is missed, so
+          // catch up with whatever changed between the list's fetch and now.
+          changed();
+        }
+        cursor = frame.value.cursor;
+        retryMs = 500;
+        if (frame.case === "event") changed();
+      }
+    } catch (e) {
+      if (signal.aborted || isAbort(e)) return;
+      const shown = showError(e);
+      if (shown.unauthenticated || shown.code === "PERMISSION_DENIED" || shown.code === "INVALID_ARGUMENT") {
+        setLive("unavailable");
+        return;
+      }
+      if (shown.reason === "CURSOR_EXPIRED") cursor = "";
+    }
+    if (signal.aborted) return;
+    setLive("reconnecting");
+    await new Promise((r) => setTimeout(r, retryMs));
+    retryMs = Math.min(retryMs * 2, 10_000);
+  }
 }
 
 function stateFilter(state: string): SessionState {
@@ -313,6 +393,15 @@ function Timeline({ sessionId, onUnauthenticated }: { sessionId: string; onUnaut
     };
   }, [open, sessionId, events === null]);
 
+  const times = useMemo(() => (events ?? []).map((e) => Date.parse(e.eventTime)), [events]);
+  const replay = useReplay(times);
+  const replayIndex = replay.state?.index ?? null;
+  useEffect(() => {
+    if (replayIndex === null || events === null) return;
+    const seq = events[replayIndex]?.seq;
+    if (seq !== undefined) document.getElementById(`seq-${seq}`)?.scrollIntoView({ block: "nearest" });
+  }, [replayIndex]);
+
   if (error && session === null) {
     return html`<${ErrorBox} error=${error} what="Loading the session" />
       ${error.unauthenticated && html`<button type="button" onClick=${onUnauthenticated}>Sign in again</button>`}
@@ -322,7 +411,8 @@ function Timeline({ sessionId, onUnauthenticated }: { sessionId: string; onUnaut
 
   const start = epochMs(session.startTime);
   const end = epochMs(session.endTime);
-  const axis = layoutAxis(events.map((e) => Date.parse(e.eventTime)));
+  const axis = layoutAxis(times);
+  const shownUpTo = replay.state === null ? events.length - 1 : replay.state.index;
   return html`<section aria-labelledby="tl-title">
     <p><a href=${BASE}>← Sessions</a></p>
     <h1 id="tl-title">Session <code>${session.sessionId}</code></h1>
@@ -345,14 +435,17 @@ function Timeline({ sessionId, onUnauthenticated }: { sessionId: string; onUnaut
       }} />
       <button type="button" onClick=${() => download(session.sessionId, events)}>Download CloudEvents (.jsonl)</button>
     </div>
+    <${ReplayControls} replay=${replay} events=${events} />
     <h2>Timeline</h2>
     <ol class="timeline">
       ${events.map((e, i) => {
         const row = axis[i]!;
+        const hidden = i > shownUpTo;
+        const current = replayIndex === i;
         return html`
-          ${row.gapBefore !== null && html`<li class="gap" aria-label=${`${row.gapBefore} without events`}><span>${row.gapBefore} later</span></li>`}
-          <li key=${e.seq} id=${`seq-${e.seq}`} tabindex="-1" data-seq=${e.seq}
-            class=${`event${isLifecycle(e.type) ? " lifecycle" : ""}${highlight === e.seq ? " highlighted" : ""}${brokenSeq(verification) === e.seq ? " broken" : ""}`}>
+          ${row.gapBefore !== null && html`<li class="gap" hidden=${hidden} aria-label=${`${row.gapBefore} without events`}><span>${row.gapBefore} later</span></li>`}
+          <li key=${e.seq} id=${`seq-${e.seq}`} tabindex="-1" data-seq=${e.seq} hidden=${hidden} aria-current=${current ? "step" : undefined}
+            class=${`event${isLifecycle(e.type) ? " lifecycle" : ""}${highlight === e.seq ? " highlighted" : ""}${brokenSeq(verification) === e.seq ? " broken" : ""}${current ? " replay-current" : ""}`}>
             <div class="event-head">
               <a class="seq" href=${`#seq-${e.seq}`} aria-label=${`Link to event ${e.seq}`}>#${e.seq}</a>
               <span class="type">${e.type}</span>
@@ -370,6 +463,143 @@ function Timeline({ sessionId, onUnauthenticated }: { sessionId: string; onUnaut
           </li>`;
       })}
     </ol>
+  </section>`;
+}
+
+// ---------------------------------------------------------------- replay
+
+interface ReplayState {
+  /** The current event: it and every event before it are shown. */
+  index: number;
+  /** The replay clock: recorded ms since the first event (event_time). */
+  position: number;
+  playing: boolean;
+}
+
+interface Replay {
+  state: ReplayState | null;
+  offsets: number[];
+  speed: Speed;
+  setSpeed: (speed: Speed) => void;
+  play: () => void;
+  pause: () => void;
+  step: (delta: number) => void;
+  seek: (position: number) => void;
+  stop: () => void;
+}
+
+/**
+ * Plays a timeline back at `speed` times its recorded pace (event_time, see
+ * lib/replay.ts). While playing, one timer at a time waits for the next
+ * event (at most 250 ms, so the position slider moves through long gaps);
+ * each tick recomputes the position from the wall clock since play started,
+ * so timer lateness does not add up.
+ */
+function useReplay(times: readonly number[]): Replay {
+  const offsets = useMemo(() => replayOffsets(times), [times]);
+  const [speed, setSpeed] = useState<Speed>(10);
+  const [state, setState] = useState<ReplayState | null>(null);
+  // Bumped by play and seek: restarts the clock from the state's position.
+  const [epoch, setEpoch] = useState(0);
+  const stateRef = useRef(state);
+  stateRef.current = state;
+  const offsetsRef = useRef(offsets);
+  offsetsRef.current = offsets;
+
+  useEffect(() => {
+    const start = stateRef.current;
+    if (start === null || !start.playing) return;
+    const startWall = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const tick = () => {
+      const offs = offsetsRef.current;
+      const position = advance(offs, start.position, performance.now() - startWall, speed);
+      const index = Math.max(start.index, indexAt(offs, position));
+      const done = index >= offs.length - 1;
+      setState({ index, position, playing: !done });
+      if (done) return;
+      timer = setTimeout(tick, Math.min(delayToNext(offs, index, position, speed) ?? 250, 250));
+    };
+    tick();
+    return () => clearTimeout(timer);
+  }, [state?.playing, speed, epoch]);
+
+  const last = offsets.length - 1;
+  return {
+    state,
+    offsets,
+    speed,
+    setSpeed,
+    play: () => {
+      const s = stateRef.current;
+      setState(s === null || s.index >= last ? { index: 0, position: 0, playing: true } : { ...s, playing: true });
+      setEpoch((n) => n + 1);
+    },
+    pause: () => setState((s) => s && { ...s, playing: false }),
+    step: (delta) => {
+      const s = stateRef.current;
+      const from = s?.index ?? (delta > 0 ? -1 : last + 1);
+      const index = Math.min(last, Math.max(0, from + delta));
+      setState({ index, position: offsets[index] ?? 0, playing: false });
+    },
+    seek: (position) => {
+      const p = Math.min(replaySpan(offsets), Math.max(0, position));
+      setState((s) => ({ index: Math.max(0, indexAt(offsets, p)), position: p, playing: s?.playing ?? false }));
+      setEpoch((n) => n + 1);
+    },
+    stop: () => setState(null),
+  };
+}
+
+function ReplayControls({ replay, events }: { replay: Replay; events: ConsoleEvent[] }) {
+  const { state, offsets, speed } = replay;
+  const n = events.length;
+  const span = replaySpan(offsets);
+  const position = state?.position ?? span;
+  const current = state === null ? undefined : events[state.index];
+  const where = state === null || current === undefined ? "" : `event ${state.index + 1} of ${n}`;
+  let status: string;
+  if (state === null || current === undefined) status = `Replay off: all ${n} event${n === 1 ? "" : "s"} shown.`;
+  else {
+    const mode = state.playing ? `Playing at ${speed}x` : state.index >= n - 1 ? "End of replay" : "Paused";
+    status = `${mode}: ${where}, #${current.seq} ${current.type} at +${formatDuration(offsets[state.index] ?? 0)}.`;
+  }
+  const onKey = (e: KeyboardEvent) => {
+    // Keyboard stepping anywhere in the controls but the slider (which has its own arrow keys).
+    if ((e.target as HTMLElement).tagName === "INPUT" || (e.target as HTMLElement).tagName === "SELECT") return;
+    if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+      e.preventDefault();
+      replay.step(e.key === "ArrowLeft" ? -1 : 1);
+    }
+  };
+  const atStart = state !== null && state.index <= 0;
+  const atEnd = state !== null && state.index >= n - 1;
+  return html`<section class="replay" aria-labelledby="replay-title" data-replay-index=${state === null ? "off" : String(state.index)}
+      data-replay-playing=${String(state?.playing ?? false)}>
+    <h2 id="replay-title">Replay</h2>
+    <div class="replay-controls" role="group" aria-label="Replay controls" onKeyDown=${onKey}>
+      ${state?.playing
+        ? html`<button type="button" onClick=${replay.pause}>Pause</button>`
+        : html`<button type="button" onClick=${replay.play} disabled=${n === 0}>${state === null || atEnd ? "Play" : "Resume"}</button>`}
+      <span class="field">
+        <label for="replay-speed">Speed</label>
+        <select id="replay-speed" value=${String(speed)} onChange=${(e: Event) => replay.setSpeed(Number((e.target as HTMLSelectElement).value) as Speed)}>
+          ${SPEEDS.map((s) => html`<option value=${String(s)}>${s}x</option>`)}
+        </select>
+      </span>
+      <button type="button" aria-disabled=${atStart ? "true" : undefined} onClick=${() => replay.step(-1)}>Previous event</button>
+      <button type="button" aria-disabled=${atEnd ? "true" : undefined} onClick=${() => replay.step(1)}>Next event</button>
+      <span class="field grow">
+        <label for="replay-position">Position</label>
+        <input id="replay-position" type="range" min="0" max=${String(span)} step="any" value=${String(position)}
+          aria-valuetext=${`+${formatDuration(position)} of ${formatDuration(span)}${where === "" ? "" : `, ${where}`}`}
+          onInput=${(e: Event) => replay.seek(Number((e.target as HTMLInputElement).value))} />
+        <span class="muted" aria-hidden="true">+${formatDuration(position)} / ${formatDuration(span)}</span>
+      </span>
+      <button type="button" class="secondary" onClick=${replay.stop} disabled=${state === null}>Show all events</button>
+    </div>
+    <p class="replay-status" role="status" aria-live="polite" aria-atomic="true">${status}</p>
+    <p class="muted small">Plays the events at their recorded pace (event time), ${SPEEDS.map((s) => `${s}x`).join(", ")}; Left and Right arrows step while a control is focused.</p>
   </section>`;
 }
 

@@ -13,6 +13,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { createClient, type Client } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -285,6 +286,114 @@ describe("the review console in Chromium", () => {
     await page.locator("ol.timeline li.event .type", { hasText: "care.live.check" }).waitFor({ timeout: 2_000 });
     await page.locator("[data-chain=true]").waitFor();
     expect(await eventSeqs(page)).toEqual(await storedTimeline(seeded.active));
+    await page.context().close();
+  });
+
+  it("replays a timeline at 60x its recorded pace, steps event by event (also by keyboard), jumps to a time, and announces the position", async () => {
+    // Five events 15 s apart by event_time (the replay's clock): 60 s recorded, 1 s at 60x.
+    const t0 = Date.now() - 10 * 60_000;
+    const at = (s: number) => timestampFromMs(t0 + s * 1000);
+    const s = (await client.startSession({ recordId: uniqueId("rec"), userId: uniqueId("console-replay"), eventTime: at(0) })).session!;
+    for (const [i, offset] of [15, 30, 45].entries()) {
+      await client.appendSessionEvent({ recordId: uniqueId("rec"), sessionId: s.sessionId, type: `care.step.${i + 1}`, source: "test", eventTime: at(offset), payload: { i } });
+    }
+    await client.endSession({ recordId: uniqueId("rec"), sessionId: s.sessionId, eventTime: at(60) });
+
+    const page = await openConsole(`/ui/sessions/${s.sessionId}`);
+    await page.locator("[data-chain=true]").waitFor();
+    const status = page.locator(".replay [role=status]");
+    expect(await status.getAttribute("aria-live")).toBe("polite");
+    await expectText(page, ".replay [role=status]", "Replay off: all 5 events shown");
+    await page.getByLabel("Speed").selectOption("60");
+
+    // Log, in the page, when each event becomes the current one (ms after the click on Play).
+    await page.evaluate(`(() => {
+      const section = document.querySelector(".replay");
+      window.replayLog = [];
+      section.addEventListener("click", (e) => { if (e.target.textContent === "Play") window.replayStart = performance.now(); }, true);
+      new MutationObserver(() => {
+        const index = section.getAttribute("data-replay-index");
+        const last = window.replayLog.at(-1);
+        if (index !== "off" && (!last || last[0] !== Number(index))) window.replayLog.push([Number(index), performance.now() - window.replayStart]);
+      }).observe(section, { attributes: true, attributeFilter: ["data-replay-index"] });
+    })()`);
+    const before = Date.now();
+    await page.getByRole("button", { name: "Play", exact: true }).click();
+    await page.locator(".replay[data-replay-playing=true]").waitFor();
+    await expectText(page, ".replay [role=status]", "End of replay: event 5 of 5, #5 session.ended at +1 min 00 s");
+    const elapsed = Date.now() - before;
+    // 60 s recorded at 60x: the last event is due 1 s after Play (never earlier; generous upper bound).
+    expect(elapsed).toBeGreaterThanOrEqual(1000);
+    expect(elapsed).toBeLessThan(4000);
+    const log = (await page.evaluate("window.replayLog")) as [number, number][];
+    // Revealed one by one, in order, each no earlier than its recorded offset / 60 (250 ms apart).
+    expect(log.map(([index]) => index)).toEqual([0, 1, 2, 3, 4]);
+    for (const [index, ms] of log) {
+      expect(ms).toBeGreaterThanOrEqual(index * 250 - 5);
+      expect(ms).toBeLessThan(index * 250 + 1500);
+    }
+    expect(await page.locator("ol.timeline li.event:visible").count()).toBe(5);
+    expect(await page.locator("li.event[aria-current=step]").getAttribute("data-seq")).toBe("5");
+
+    // Step back and forth with the buttons, then with the keyboard alone.
+    await page.getByRole("button", { name: "Previous event" }).click();
+    await expectText(page, ".replay [role=status]", "Paused: event 4 of 5, #4 care.step.3 at +45 s");
+    expect(await page.locator("#seq-5").isHidden()).toBe(true);
+    expect(await page.locator("li.event[aria-current=step]").getAttribute("data-seq")).toBe("4");
+    await page.getByRole("button", { name: "Previous event" }).focus();
+    await page.keyboard.press("Enter");
+    await expectText(page, ".replay [role=status]", "event 3 of 5");
+    await page.keyboard.press("ArrowLeft");
+    await expectText(page, ".replay [role=status]", "event 2 of 5");
+    await page.keyboard.press("Tab"); // to "Next event"
+    await page.keyboard.press("Space");
+    await expectText(page, ".replay [role=status]", "event 3 of 5");
+    expect(await page.locator("ol.timeline li.event:visible").evaluateAll((els) => els.map((el) => el.getAttribute("data-seq")))).toEqual(["1", "2", "3"]);
+
+    // Jump to a time: +50 s shows the events up to the one at +45 s.
+    await page.getByLabel("Position").evaluate((input) => {
+      const range = input as unknown as { value: string; dispatchEvent(e: unknown): boolean };
+      range.value = "50000";
+      range.dispatchEvent(new (globalThis as unknown as { Event: new (type: string, init: object) => unknown }).Event("input", { bubbles: true }));
+    });
+    await expectText(page, ".replay [role=status]", "Paused: event 4 of 5");
+    expect(await page.getByLabel("Position").getAttribute("aria-valuetext")).toBe("+50 s of 1 min 00 s, event 4 of 5");
+    await page.getByLabel("Position").focus();
+    await page.keyboard.press("Home"); // the slider's own keys: back to the start
+    await expectText(page, ".replay [role=status]", "Paused: event 1 of 5, #1 session.started at +0 ms");
+    await page.getByRole("button", { name: "Next event" }).click();
+    await page.getByRole("button", { name: "Next event" }).click();
+    await expectText(page, ".replay [role=status]", "event 3 of 5");
+    await page.locator(".replay").screenshot({ path: `${SCREENSHOTS}console-replay.png` });
+
+    await page.getByRole("button", { name: "Show all events" }).click();
+    await expectText(page, ".replay [role=status]", "Replay off: all 5 events shown");
+    expect(await page.locator("ol.timeline li.event:visible").count()).toBe(5);
+    await page.context().close();
+  });
+
+  it("updates the sessions list live: a session started elsewhere appears within 2 s, and its end shows", async () => {
+    const page = await openConsole("/ui/");
+    await expectText(page, "[role=status]", "sessions on this page");
+    await page.locator("[data-live=following]").waitFor();
+    const userId = uniqueId("console-live");
+    const started = (await client.startSession({ recordId: uniqueId("rec"), userId })).session!;
+    const row = page.locator(`table.sessions tr[data-session-id="${started.sessionId}"]`);
+    await row.waitFor({ timeout: 2_000 });
+    expect((await row.locator("td").nth(2).textContent())?.trim()).toBe("active");
+    // The newest first.
+    expect(await page.locator("table.sessions tbody tr").first().getAttribute("data-session-id")).toBe(started.sessionId);
+    await client.endSession({ recordId: uniqueId("rec"), sessionId: started.sessionId });
+    await row.locator("td", { hasText: "ended" }).waitFor({ timeout: 2_000 });
+
+    // A user filter watches that user only; its sessions still show up.
+    await page.goto(`${baseUrl}/ui/?user=${userId}`);
+    await expectText(page, "[role=status]", "1 session on this page");
+    await page.locator("[data-live=following]").waitFor();
+    const second = (await client.startSession({ recordId: uniqueId("rec"), userId })).session!;
+    await page.locator(`table.sessions tr[data-session-id="${second.sessionId}"]`).waitFor({ timeout: 2_000 });
+    await expectText(page, "[role=status]", "2 sessions on this page");
+    await client.endSession({ recordId: uniqueId("rec"), sessionId: second.sessionId });
     await page.context().close();
   });
 
