@@ -397,6 +397,57 @@ describe("the review console in Chromium", () => {
     await page.context().close();
   });
 
+  it("resumes the list's live feed from the last cursor after a drop: a session started meanwhile shows up", async () => {
+    // The feed's head now, as a cursor (the first frame of a live-head stream carries it).
+    const stop = new AbortController();
+    let head = "";
+    for await (const res of client.watchSessionEvents({ types: ["session.*"] }, { signal: stop.signal })) {
+      if (res.frame.case !== undefined) {
+        head = res.frame.value.cursor;
+        break;
+      }
+    }
+    stop.abort();
+    expect(head).not.toBe("");
+
+    const page = await openConsole("/ui/", false);
+    const watches: { afterCursor?: string; types?: string[] }[] = [];
+    let started = "";
+    await page.route("**/WatchSessionEvents", async (route) => {
+      // A Connect streaming request: one enveloped message (a 5-byte prefix, then JSON).
+      watches.push(JSON.parse(route.request().postDataBuffer()!.subarray(5).toString("utf8")));
+      if (watches.length === 1) {
+        // The first stream sends one frame (caught up at `head`) and ends: a drop.
+        const frame = (flags: number, json: string) => {
+          const body = Buffer.from(json);
+          const prefix = Buffer.alloc(5);
+          prefix.writeUInt8(flags, 0);
+          prefix.writeUInt32BE(body.length, 1);
+          return Buffer.concat([prefix, body]);
+        };
+        await route.fulfill({
+          status: 200,
+          headers: { "content-type": "application/connect+json" },
+          body: Buffer.concat([frame(0, JSON.stringify({ caughtUp: { cursor: head } })), frame(2, "{}")]),
+        });
+        return;
+      }
+      // Before the reconnect reaches the server, a session starts elsewhere: only a stream
+      // resumed from `head` (not one from the live head) can deliver its session.started.
+      if (started === "") started = (await client.startSession({ recordId: uniqueId("rec"), userId: uniqueId("console-drop") })).session!.sessionId;
+      await route.continue();
+    });
+    await page.getByLabel("API key or JWT").fill(key);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("[data-live=reconnecting]").waitFor();
+    await expect.poll(() => started).not.toBe("");
+    await page.locator(`table.sessions tr[data-session-id="${started}"]`).waitFor({ timeout: 5_000 });
+    expect(watches[0]).toEqual({ types: ["session.*"] });
+    expect(watches[1]).toEqual({ types: ["session.*"], afterCursor: head });
+    await client.endSession({ recordId: uniqueId("rec"), sessionId: started });
+    await page.context().close();
+  });
+
   it("made no request to any other origin", () => {
     expect(foreignRequests).toEqual([]);
   });
