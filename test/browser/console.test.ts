@@ -46,8 +46,13 @@ let client: Client<typeof SessionManagerService>;
 /** Requests the pages made anywhere but the service (there must be none). */
 const foreignRequests: string[] = [];
 
-const seeded = { active: "", paused: "", ended: "" };
-const users = { active: uniqueId("console-active"), paused: uniqueId("console-paused"), ended: uniqueId("console-ended") };
+const seeded = { active: "", paused: "", ended: "", lapsed: "" };
+const users = {
+  active: uniqueId("console-active"),
+  paused: uniqueId("console-paused"),
+  ended: uniqueId("console-ended"),
+  lapsed: uniqueId("console-lapsed"),
+};
 
 beforeAll(async () => {
   db = await createIsolatedDatabase("sm_console");
@@ -56,7 +61,11 @@ beforeAll(async () => {
   baseUrl = `http://127.0.0.1:${app.port}`;
   client = createClient(SessionManagerService, createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [sendCredential(key)] }));
 
-  // An ended session (oldest), a paused one, an active one (newest).
+  // One that timed out idle (oldest: its deadline backdated in SQL, no sweeper runs), an ended
+  // session, a paused one, an active one (newest).
+  const lapsed = (await client.startSession({ recordId: uniqueId("rec"), userId: users.lapsed })).session!;
+  await app.sql`update sessions set expire_time = now() - interval '1 minute' where session_id = ${lapsed.sessionId}`;
+  seeded.lapsed = lapsed.sessionId;
   const ended = (await client.startSession({ recordId: uniqueId("rec"), userId: users.ended, metadata: { channel: "voice" }, performerId: "agent-1" })).session!;
   await client.appendSessionEvent({ recordId: uniqueId("rec"), sessionId: ended.sessionId, type: "care.input.received", source: "speech-worker", performerId: "nurse-7", payload: { text: "héllo", confidence: 0.93 } });
   await client.appendSessionEvent({ recordId: uniqueId("rec"), sessionId: ended.sessionId, type: "care.output.sent", source: "dialog", payload: { text: "hi there", tokens: [1, 2, 3] } });
@@ -143,17 +152,19 @@ describe("the review console in Chromium", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
 
     const rows = page.locator("table.sessions tbody tr");
-    await rows.nth(2).waitFor();
+    await rows.nth(3).waitFor();
     const listed: string[][] = [];
     for (const row of await rows.all()) listed.push((await row.locator("td").allTextContents()).map((t) => t.trim()));
     // Newest first: active, paused, ended.
     const counts = await app.sql<{ session_id: string; n: number }[]>`
-      select session_id, count(*)::int as n from session_events where session_id in ${app.sql([seeded.active, seeded.paused, seeded.ended])} group by session_id`;
+      select session_id, count(*)::int as n from session_events where session_id in ${app.sql([seeded.active, seeded.paused, seeded.ended, seeded.lapsed])} group by session_id`;
     const events = (id: string) => String(counts.find((row) => row.session_id === id)!.n);
     expect(listed.map((cells) => [cells[0], cells[1], cells[2], cells[4], cells[6], cells[7], cells[8]])).toEqual([
       [seeded.active, users.active, "active", "open", events(seeded.active), "", "no"],
       [seeded.paused, users.paused, "paused", "open", events(seeded.paused), "", "no"],
       [seeded.ended, users.ended, "ended", expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/), events(seeded.ended), "client", "no"],
+      // Lapsed but not yet recorded: reported ended by idle timeout, at its deadline.
+      [seeded.lapsed, users.lapsed, "ended", expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/), events(seeded.lapsed), "idle timeout", "no"],
     ]);
     expect(await page.getByText("Loading the console").count()).toBe(0);
     await page.screenshot({ path: `${SCREENSHOTS}console-list.png` });
