@@ -165,20 +165,19 @@ function SessionList({ token, onUnauthenticated }: { token: string; onUnauthenti
   }, [onFirstPage, userId]);
 
   const now = Date.now();
+  // The filter fields are uncontrolled (defaultValue, selected): a live refresh re-renders the list
+  // and must not reset what the reader is typing or choosing.
   return html`<section aria-labelledby="list-title">
     <h1 id="list-title">Sessions</h1>
     <form class="filters" method="get" action=${BASE}>
       <div>
         <label for="f-user">User id</label>
-        <input id="f-user" name="user" value=${userId} pattern="[A-Za-z0-9._:\\-]*" maxlength="128" />
+        <input id="f-user" name="user" defaultValue=${userId} pattern="[A-Za-z0-9._:\\-]*" maxlength="128" />
       </div>
       <div>
         <label for="f-state">State</label>
-        <select id="f-state" name="state" value=${state}>
-          <option value="">any</option>
-          <option value="active">active</option>
-          <option value="paused">paused</option>
-          <option value="ended">ended</option>
+        <select id="f-state" name="state">
+          ${["", "active", "paused", "ended"].map((option) => html`<option value=${option} selected=${option === state}>${option || "any"}</option>`)}
         </select>
       </div>
       ${pageSize !== PAGE_SIZE && html`<input type="hidden" name="size" value=${pageSize} />`}

@@ -388,9 +388,14 @@ describe("the review console in Chromium", () => {
     await expectText(page, "[role=status]", "sessions on this page");
     await page.locator("[data-live=following]").waitFor();
     const userId = uniqueId("console-live");
+    // What the reader is typing into the filters survives the live refresh.
+    await page.getByLabel("User id").fill("half-typed");
+    await page.getByLabel("State").selectOption("paused");
     const started = (await client.startSession({ recordId: uniqueId("rec"), userId })).session!;
     const row = page.locator(`table.sessions tr[data-session-id="${started.sessionId}"]`);
     await row.waitFor({ timeout: 2_000 });
+    expect(await page.getByLabel("User id").inputValue()).toBe("half-typed");
+    expect(await page.getByLabel("State").inputValue()).toBe("paused");
     expect((await row.locator("td").nth(2).textContent())?.trim()).toBe("active");
     // The newest first.
     expect(await page.locator("table.sessions tbody tr").first().getAttribute("data-session-id")).toBe(started.sessionId);
