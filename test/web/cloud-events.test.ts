@@ -1,7 +1,8 @@
 /** The console's download (web/lib/cloud-events.ts) writes the lines `session-manager export` writes. */
 import { describe, expect, it } from "vitest";
 import { toCloudEvent as referenceCloudEvent } from "../../src/service/cloud-events.js";
-import { encodePathSegment, toJsonLines } from "../../web/lib/cloud-events.js";
+import { encodePathSegment } from "../../src/domain/cloud-event.js";
+import { toJsonLines } from "../../web/lib/cloud-events.js";
 import { asReceived, storedSession } from "./fixtures.js";
 
 describe("toJsonLines", () => {
