@@ -41,8 +41,9 @@ export class SessionManagerError extends Error {
     const info = cause.findDetails(ErrorInfoSchema).find((detail) => detail.domain === ERROR_DOMAIN);
     const retry = cause.findDetails(RetryInfoSchema)[0];
     const reason = info?.reason ?? "";
-    super(`${codeName(cause.code)}${reason === "" ? "" : ` ${reason}`}: ${cause.rawMessage}`);
-    this.code = cause.code;
+    const code = resetCode(cause) ?? cause.code;
+    super(`${codeName(code)}${reason === "" ? "" : ` ${reason}`}: ${cause.rawMessage}`);
+    this.code = code;
     this.reason = reason;
     this.metadata = { ...(info?.metadata ?? {}) };
     this.retryDelayMs = retry?.retryDelay === undefined ? null : durationMs(retry.retryDelay);
@@ -59,6 +60,34 @@ export class SessionManagerError extends Error {
   static from(error: unknown): SessionManagerError {
     return error instanceof SessionManagerError ? error : new SessionManagerError(ConnectError.from(error));
   }
+}
+
+/**
+ * HTTP/2 resets that connect-node reports as INTERNAL when Node raises the
+ * stream's "error" before its "close" (ERR_HTTP2_STREAM_ERROR, message "Stream
+ * closed with error code NGHTTP2_..."), mapped as gRPC maps them
+ * (doc/PROTOCOL-HTTP2.md, "Errors") and as connect-node does on "close".
+ * Node's HTTP/2 server resets a new stream with ENHANCE_YOUR_CALM when the
+ * connection already holds its limit of streams (SETTINGS_MAX_CONCURRENT_STREAMS,
+ * counting streams the server's event loop has not yet cleaned up), so an
+ * overloaded replica's refusal reads RESOURCE_EXHAUSTED, not INTERNAL.
+ */
+const RESET_CODES: Record<string, Code> = {
+  NGHTTP2_ENHANCE_YOUR_CALM: Code.ResourceExhausted,
+  NGHTTP2_REFUSED_STREAM: Code.Unavailable,
+};
+
+/** Returns the code of an HTTP/2 reset in `error`'s cause chain (see RESET_CODES), or null. */
+function resetCode(error: ConnectError): Code | null {
+  if (error.code !== Code.Internal) return null;
+  const seen = new Set<unknown>();
+  for (let current: unknown = error.cause; current instanceof Error && !seen.has(current); current = current.cause) {
+    seen.add(current);
+    if ((current as { code?: unknown }).code !== "ERR_HTTP2_STREAM_ERROR") continue;
+    const name = /error code (NGHTTP2_[A-Z_]+)/.exec(current.message)?.[1];
+    if (name !== undefined && name in RESET_CODES) return RESET_CODES[name]!;
+  }
+  return null;
 }
 
 /** Returns e.g. "FAILED_PRECONDITION" for `Code.FailedPrecondition`. */
