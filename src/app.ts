@@ -15,6 +15,7 @@ import type { Feed } from "./feed/watch.js";
 import type { SessionService } from "./service/session-service.js";
 import { createAuthenticator } from "./auth/authenticator.js";
 import { createGuard } from "./auth/guard.js";
+import { createLoadMonitor } from "./observability/event-loop.js";
 import { createAuthInterceptor } from "./auth/interceptor.js";
 import { createJwtVerifier } from "./auth/jwt.js";
 import { createAccessInterceptor } from "./transport/interceptors.js";
@@ -82,7 +83,8 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     certificateRoles: config.tlsClientRoles,
   });
   if (config.auth === "off") log.warn({ host: config.host }, "AUTH=off: every caller may do everything (loopback only)");
-  const guard = createGuard({ sql, streamsPerPrincipal: config.watchStreamsPerPrincipal });
+  const load = config.watchAdmissionDelayMs > 0 ? createLoadMonitor({ maxDelayMs: config.watchAdmissionDelayMs }) : null;
+  const guard = createGuard({ sql, streamsPerPrincipal: config.watchStreamsPerPrincipal, load });
   const routes = createRoutes({ service, feed, guard, isServing, shutdown: shutdown.signal, onDelivered: metrics?.delivered });
   const interceptors = [createAccessInterceptor(log, metrics ?? undefined), createAuthInterceptor(authenticator), createValidateInterceptor()];
   const newest = newestMigration();
@@ -140,6 +142,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     async stop() {
       shutdown.abort();
       authenticator.close();
+      load?.close();
       const wiringClosed = closeWiring();
       metricsServer?.close();
       await server.close(config.shutdownGraceMs);

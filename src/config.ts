@@ -25,6 +25,8 @@ export interface Config {
   watchPollMs: number;
   watchQueueFrames: number;
   watchStreamsMax: number;
+  /** p99 event-loop delay above which new Watch streams are refused, in ms; 0 turns load admission off. */
+  watchAdmissionDelayMs: number;
   feedNotify: boolean;
   sweepIntervalMs: number;
   sweepBatchSize: number;
@@ -200,6 +202,13 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
     20_000,
     [1, 1_000_000],
     "WatchSessionEvents streams one replica serves at once; more are refused with RESOURCE_EXHAUSTED / TOO_MANY_STREAMS (writes are never refused for watching).",
+  ),
+  integer(
+    "WATCH_ADMISSION_DELAY_MS",
+    "watchAdmissionDelayMs",
+    200,
+    [0, 60_000],
+    "Load admission: while the replica's event-loop delay (p99 over the last second) exceeds this, in milliseconds, new WatchSessionEvents streams are refused with RESOURCE_EXHAUSTED / TOO_MANY_STREAMS (scope load) and writes keep being served; 0 turns it off.",
   ),
   {
     name: "FEED_NOTIFY",

@@ -1,14 +1,16 @@
 /**
  * What the handlers check about the caller, after the auth interceptor has
  * authenticated it and checked its role: that a user-scoped caller (a JWT)
- * only touches its own user's sessions, and how many Watch streams one
- * principal holds open on this replica.
+ * only touches its own user's sessions, how many Watch streams one
+ * principal holds open on this replica, and whether this replica can take
+ * on another stream at all (admission by load: writers first).
  */
 import type { ContextValues } from "@connectrpc/connect";
 import type { Sql } from "../db/database.js";
 import { findSessionOwner } from "../db/access-repository.js";
 import { toDomainError } from "../db/errors.js";
 import { DomainError } from "../domain/errors.js";
+import type { LoadMonitor } from "../observability/event-loop.js";
 import { PRINCIPAL, checkUser, type Principal } from "./principal.js";
 
 /** Configures `createGuard`. */
@@ -16,6 +18,8 @@ export interface GuardOptions {
   sql: Sql;
   /** Watch streams one principal may hold open on this replica (WATCH_STREAMS_PER_PRINCIPAL); AUTH=off's anonymous caller has no limit. */
   streamsPerPrincipal: number;
+  /** Refuses new streams while it reports overload (WATCH_ADMISSION_DELAY_MS); null admits regardless of load. */
+  load?: LoadMonitor | null;
 }
 
 /** A Watch stream's hold on its principal's stream budget. */
@@ -40,7 +44,12 @@ export interface Guard {
    * @throws DomainError USER_NOT_ALLOWED, DATABASE_UNAVAILABLE.
    */
   checkSession(values: ContextValues, sessionId: string): Promise<void>;
-  /** Takes a Watch stream slot for the caller. @throws DomainError TOO_MANY_STREAMS with a retry delay. */
+  /**
+   * Takes a Watch stream slot for the caller.
+   * @throws DomainError TOO_MANY_STREAMS with a retry delay: metadata.scope is "load" while this
+   *   replica's event loop lags (it refuses every new stream, whoever asks), "principal" when the
+   *   caller holds its own limit.
+   */
   openStream(values: ContextValues): StreamGrant;
 }
 
@@ -50,7 +59,7 @@ const RETRY_AFTER_MS = 1_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Creates the replica's guard. */
-export function createGuard({ sql, streamsPerPrincipal }: GuardOptions): Guard {
+export function createGuard({ sql, streamsPerPrincipal, load = null }: GuardOptions): Guard {
   const open = new Map<string, number>();
 
   function principalOf(values: ContextValues): Principal {
@@ -79,6 +88,16 @@ export function createGuard({ sql, streamsPerPrincipal }: GuardOptions): Guard {
 
     openStream(values) {
       const principal = principalOf(values);
+      const delayMs = load?.overloadedDelayMs() ?? null;
+      if (delayMs !== null) {
+        const error = new DomainError(
+          "TOO_MANY_STREAMS",
+          `this replica is overloaded (event-loop delay p99 ${delayMs} ms) and takes no new WatchSessionEvents streams; retry later or on another replica`,
+          { scope: "load", delay_ms: String(delayMs) },
+        );
+        error.retryAfterMs = RETRY_AFTER_MS;
+        throw error;
+      }
       const limited = principal.id !== "anonymous";
       const count = open.get(principal.id) ?? 0;
       if (limited && count >= streamsPerPrincipal) {

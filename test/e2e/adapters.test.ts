@@ -17,6 +17,7 @@ import { REASONS, type Reason } from "../../src/domain/errors.js";
 import { startTestApp, uniqueId } from "../support/app.js";
 import { TEST_AUDIENCE, TEST_ISSUER, createTestIdentityProvider, mintKey, sendCredential, type TestIdentityProvider } from "../support/credentials.js";
 import { errorMetadata, expectError } from "../support/rpc.js";
+import { firstStreamError, openStream } from "../support/streams.js";
 import { waitFor } from "../support/wait.js";
 
 type SessionClient = Client<typeof SessionManagerService>;
@@ -63,28 +64,6 @@ afterAll(async () => {
   await Promise.all([grpcJsApp?.stop(), connectApp?.stop()]);
 });
 
-/** Holds streams opened until the test closes them. */
-function openStream(client: SessionClient, userId: string) {
-  const controller = new AbortController();
-  let caughtUp = false;
-  const done = (async () => {
-    try {
-      for await (const frame of client.watchSessionEvents({ userId }, { signal: controller.signal })) {
-        if (frame.frame.case === "caughtUp") caughtUp = true;
-      }
-    } catch (error) {
-      if (!controller.signal.aborted) throw error;
-    }
-  })();
-  return {
-    ready: () => waitFor(() => caughtUp, { message: "stream caught up" }),
-    async close() {
-      controller.abort();
-      await done;
-    },
-  };
-}
-
 /** Returns what a client learns from a failed call: code, message and every detail's bytes. */
 async function failure(call: Promise<unknown>): Promise<{ code: string; message: string; details: string[] }> {
   const error = await call.then(
@@ -97,12 +76,6 @@ async function failure(call: Promise<unknown>): Promise<{ code: string; message:
     message: error!.rawMessage,
     details: error!.details.map((detail) => ("type" in detail ? `${detail.type}:${Buffer.from(detail.value).toString("base64")}` : "outgoing")),
   };
-}
-
-async function firstStreamError(client: SessionClient, request: Parameters<SessionClient["watchSessionEvents"]>[0]): Promise<void> {
-  for await (const _frame of client.watchSessionEvents(request)) {
-    // The first frames may arrive before a stream fails; only its error counts.
-  }
 }
 
 describe("the same answers from both adapters", () => {

@@ -35,6 +35,8 @@ export async function startTestApp(overrides: Partial<Config> = {}, log?: Logger
     feedNotify: process.env.TEST_FEED_NOTIFY !== "off",
     // Sweepers end lapsed sessions of every test file sharing the database; tests that want one turn it on.
     sweepIntervalMs: 0,
+    // The event loop of an in-process app is the test's too; tests of load admission turn it on.
+    watchAdmissionDelayMs: 0,
     ...overrides,
   };
   return startApp(config, log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }));
