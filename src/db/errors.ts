@@ -10,6 +10,10 @@ const UNAVAILABLE_CODES = new Set([
   "ECONNRESET",
   "ETIMEDOUT",
   "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EHOSTDOWN",
+  "EADDRNOTAVAIL",
   "ENOTFOUND",
   "EPIPE",
   "CONNECT_TIMEOUT",
@@ -32,10 +36,19 @@ function codeOf(error: unknown): string {
   return typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
 }
 
-/** Tells whether the error means the database cannot be reached (SQLSTATE class 08 included). */
+/**
+ * Tells whether the error means the database cannot be reached: a code above,
+ * SQLSTATE class 08, or any failed connect(2) (the network's answer, whatever
+ * its errno: a blackhole route gives EINVAL, a prohibit route EACCES; found by
+ * the chaos harness's partitions, chaos/repro/database-unreachable.ts).
+ */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = codeOf(error);
-  return UNAVAILABLE_CODES.has(code) || code.startsWith("08");
+  return UNAVAILABLE_CODES.has(code) || code.startsWith("08") || syscallOf(error) === "connect";
+}
+
+function syscallOf(error: unknown): string {
+  return typeof error === "object" && error !== null && "syscall" in error ? String(error.syscall) : "";
 }
 
 /** Tells whether running the same transaction again may succeed. */
