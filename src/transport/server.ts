@@ -68,6 +68,21 @@ export interface Server {
 /** After GOAWAY, how long a session may take to close before it is destroyed. */
 const GOAWAY_GRACE_MS = 1_000;
 
+/**
+ * RST_STREAM frames a client may send on one connection at once, refilled at
+ * STREAM_RESET_RATE per second, on the connect-node HTTP/2 servers (h2c with
+ * H2C_ADAPTER=connect, and TLS); a connection that sends more is closed
+ * (GOAWAY). Against rapid reset (CVE-2023-44487): nghttp2's default burst of
+ * 1,000 suits a server where a stream costs microseconds, but connect-node
+ * spends about half a millisecond on each stream it admits, so 4 flooding
+ * connections stalled ordinary calls for over 10 s (test/abuse/http2.test.ts).
+ * A client that cancels more than 100 calls at once on one connection
+ * reconnects. grpc-js (the default h2c server) keeps nghttp2's defaults: it
+ * closes such a connection within about half a second.
+ */
+const STREAM_RESET_BURST = 100;
+const STREAM_RESET_RATE = 33;
+
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 /** Creates the server that serves every protocol on one port. */
@@ -94,7 +109,8 @@ export function createServer(options: ServerOptions): Server {
     handler,
   );
   const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000, maxHeaderListSize: maxHeaderListBytes };
-  const h2 = http2.createServer({ settings }, handler);
+  const resetLimit = { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE };
+  const h2 = http2.createServer({ settings, ...resetLimit }, handler);
   h2.on("session", (session) => trackSession(session, h2Sessions, idle));
   const injector = options.grpcJs ? injectorOf(options.grpcJs, (session) => trackSession(session, h2Sessions, idle)) : null;
   const h2c = injector ? (socket: net.Socket) => injector.injectConnection(socket) : (socket: net.Socket) => h2.emit("connection", socket);
@@ -105,6 +121,7 @@ export function createServer(options: ServerOptions): Server {
         key: readFileSync(options.tls.keyFile),
         allowHTTP1: true,
         settings,
+        ...resetLimit,
         ...(verifiesClients ? { ca: readFileSync(options.tls.clientCaFile!), requestCert: true, rejectUnauthorized: false } : {}),
       },
       handler,

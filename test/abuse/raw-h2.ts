@@ -83,6 +83,11 @@ export function rstStreamFrame(streamId: number, code: number): Buffer {
   return frame(FRAME.RST_STREAM, 0, streamId, payload);
 }
 
+/** Encodes a DATA frame, ending the stream when `endStream`. */
+export function dataFrame(streamId: number, payload: Buffer, endStream: boolean): Buffer {
+  return frame(FRAME.DATA, endStream ? END_STREAM : 0, streamId, payload);
+}
+
 /** Returns the request headers of a gRPC call to `path` (a method of the service). */
 export function grpcRequestHeaders(path: string, extra: Array<[string, string]> = []): Array<[string, string]> {
   return [
@@ -109,6 +114,8 @@ export interface RawH2Connection {
   write(bytes: Buffer): Promise<boolean>;
   /** The RST_STREAM frames received, as stream id and error code. */
   resets(): Array<{ streamId: number; errorCode: number }>;
+  /** The ids of streams the server ended (HEADERS or DATA with END_STREAM): answered calls. */
+  answered(): Set<number>;
 }
 
 /**
@@ -143,6 +150,9 @@ export async function connectRawH2(port: number): Promise<RawH2Connection> {
     },
     resets() {
       return connection.frames.filter((f) => f.type === FRAME.RST_STREAM).map((f) => ({ streamId: f.streamId, errorCode: f.payload.readUInt32BE(0) }));
+    },
+    answered() {
+      return new Set(connection.frames.filter((f) => (f.type === FRAME.HEADERS || f.type === FRAME.DATA) && f.flags & END_STREAM).map((f) => f.streamId));
     },
   };
   let pending: Buffer = Buffer.alloc(0);
