@@ -108,6 +108,10 @@ export function createServer(options: ServerOptions): Server {
     { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000), maxHeaderSize: maxHeaderListBytes },
     handler,
   );
+  // Node starts checking headersTimeout (and requestTimeout) only when an http.Server emits
+  // "listening"; h1 never listens (the sniffer hands it its sockets), so without this an HTTP/1.1
+  // client could dribble its headers forever (test/abuse/connections.test.ts, slowloris).
+  h1.emit("listening");
   const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000, maxHeaderListSize: maxHeaderListBytes };
   const resetLimit = { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE };
   const h2 = http2.createServer({ settings, ...resetLimit }, handler);
@@ -150,7 +154,7 @@ export function createServer(options: ServerOptions): Server {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const session of h2Sessions) session.close();
       injector?.drain(graceMs);
-      h1.closeIdleConnections();
+      h1.close(); // closes idle connections and stops the headers-timeout checks; h1 never listened
       const timer = setTimeout(() => {
         for (const socket of sockets) socket.destroy();
       }, graceMs);
