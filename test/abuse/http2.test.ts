@@ -101,7 +101,7 @@ describe.each(["grpc-js", "connect"])("HTTP/2 on the %s adapter", (adapter) => {
       // Each flooding connection gets streams admitted before Node's HTTP/2 layer closes it; the
       // garbage they leave grows the heap until V8's collector settles (measured: about +220 MiB
       // with 4 connections, +310 to +370 MiB with 16, flat over repeated floods).
-      { maxGrowthMiB: 400, ordinaryRounds: 2 },
+      { maxGrowthMiB: 400, ordinaryRounds: 1 },
     );
     const floods = runs.flat();
     expect(floods.filter((flood) => !flood.closed)).toEqual([]);
