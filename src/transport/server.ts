@@ -104,10 +104,9 @@ export function createServer(options: ServerOptions): Server {
 
   let listener: net.Server;
   const maxHeaderListBytes = options.maxHeaderListBytes ?? 16 * 1024;
-  const h1 = http.createServer(
-    { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000), maxHeaderSize: maxHeaderListBytes },
-    handler,
-  );
+  // The HTTP/1.1 limits, for the plaintext h1 server and the TLS server's HTTP/1.1 fallback.
+  const http1Options = { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000), maxHeaderSize: maxHeaderListBytes };
+  const h1 = http.createServer(http1Options, handler);
   // Node starts checking headersTimeout (and requestTimeout) only when an http.Server emits
   // "listening"; h1 never listens (the sniffer hands it its sockets), so without this an HTTP/1.1
   // client could dribble its headers forever (test/abuse/connections.test.ts, slowloris).
@@ -124,6 +123,7 @@ export function createServer(options: ServerOptions): Server {
         cert: readFileSync(options.tls.certFile),
         key: readFileSync(options.tls.keyFile),
         allowHTTP1: true,
+        ...http1Options, // read by Node for the HTTP/1.1 fallback (storeHTTPOptions)
         settings,
         ...resetLimit,
         ...(verifiesClients ? { ca: readFileSync(options.tls.clientCaFile!), requestCert: true, rejectUnauthorized: false } : {}),
