@@ -68,6 +68,21 @@ export interface Server {
 /** After GOAWAY, how long a session may take to close before it is destroyed. */
 const GOAWAY_GRACE_MS = 1_000;
 
+/**
+ * RST_STREAM frames a client may send on one connection at once, refilled at
+ * STREAM_RESET_RATE per second, on the connect-node HTTP/2 servers (h2c with
+ * H2C_ADAPTER=connect, and TLS); a connection that sends more is closed
+ * (GOAWAY). Against rapid reset (CVE-2023-44487): nghttp2's default burst of
+ * 1,000 suits a server where a stream costs microseconds, but connect-node
+ * spends about half a millisecond on each stream it admits, so 4 flooding
+ * connections stalled ordinary calls for over 10 s (test/abuse/http2.test.ts).
+ * A client that cancels more than 100 calls at once on one connection
+ * reconnects. grpc-js (the default h2c server) keeps nghttp2's defaults: it
+ * closes such a connection within about half a second.
+ */
+const STREAM_RESET_BURST = 100;
+const STREAM_RESET_RATE = 33;
+
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 /** Creates the server that serves every protocol on one port. */
@@ -89,12 +104,16 @@ export function createServer(options: ServerOptions): Server {
 
   let listener: net.Server;
   const maxHeaderListBytes = options.maxHeaderListBytes ?? 16 * 1024;
-  const h1 = http.createServer(
-    { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000), maxHeaderSize: maxHeaderListBytes },
-    handler,
-  );
+  // The HTTP/1.1 limits, for the plaintext h1 server and the TLS server's HTTP/1.1 fallback.
+  const http1Options = { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(headersTimeoutMs, 30_000), maxHeaderSize: maxHeaderListBytes };
+  const h1 = http.createServer(http1Options, handler);
+  // Node starts checking headersTimeout (and requestTimeout) only when an http.Server emits
+  // "listening"; h1 never listens (the sniffer hands it its sockets), so without this an HTTP/1.1
+  // client could dribble its headers forever (test/abuse/connections.test.ts, slowloris).
+  h1.emit("listening");
   const settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 1000, maxHeaderListSize: maxHeaderListBytes };
-  const h2 = http2.createServer({ settings }, handler);
+  const resetLimit = { streamResetBurst: STREAM_RESET_BURST, streamResetRate: STREAM_RESET_RATE };
+  const h2 = http2.createServer({ settings, ...resetLimit }, handler);
   h2.on("session", (session) => trackSession(session, h2Sessions, idle));
   const injector = options.grpcJs ? injectorOf(options.grpcJs, (session) => trackSession(session, h2Sessions, idle)) : null;
   const h2c = injector ? (socket: net.Socket) => injector.injectConnection(socket) : (socket: net.Socket) => h2.emit("connection", socket);
@@ -104,7 +123,9 @@ export function createServer(options: ServerOptions): Server {
         cert: readFileSync(options.tls.certFile),
         key: readFileSync(options.tls.keyFile),
         allowHTTP1: true,
+        ...http1Options, // read by Node for the HTTP/1.1 fallback (storeHTTPOptions)
         settings,
+        ...resetLimit,
         ...(verifiesClients ? { ca: readFileSync(options.tls.clientCaFile!), requestCert: true, rejectUnauthorized: false } : {}),
       },
       handler,
@@ -133,7 +154,7 @@ export function createServer(options: ServerOptions): Server {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const session of h2Sessions) session.close();
       injector?.drain(graceMs);
-      h1.closeIdleConnections();
+      h1.close(); // closes idle connections and stops the headers-timeout checks; h1 never listened
       const timer = setTimeout(() => {
         for (const socket of sockets) socket.destroy();
       }, graceMs);

@@ -36,9 +36,11 @@ export interface Replica {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
-/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
-/** Starts a replica on `databaseUrl` and waits until it answers RPCs. */
-export async function startReplica(name: string, databaseUrl: string): Promise<Replica> {
+/**
+ * Starts a replica on `databaseUrl` and waits until it answers RPCs; `env`
+ * adds or overrides environment variables (e.g. HEADERS_TIMEOUT_MS).
+ */
+export async function startReplica(name: string, databaseUrl: string, env: Record<string, string> = {}): Promise<Replica> {
   const port = await freePort();
   const child = spawn(NODE, ["--import", "tsx", "src/cli/index.ts", "serve"], {
     cwd: ROOT,
@@ -54,6 +56,7 @@ export async function startReplica(name: string, databaseUrl: string): Promise<R
       SHUTDOWN_GRACE_MS: "500",
       // One process per replica: the test kills replicas by pid.
       WORKERS: "1",
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
