@@ -9,9 +9,12 @@
  *   14 bytes.
  * - The bytes read so far are pushed back (`unshift`), so the server that
  *   takes over reads the connection from its first byte.
- * - A connection silent for `timeoutMs` before it is handed on (nothing sent,
- *   or a prefix of the preface and then nothing) is destroyed; once handed
- *   on, the receiving server's own timeouts apply.
+ * - A connection not handed on within `timeoutMs` of its accept (nothing
+ *   sent, or a prefix of the preface, however slowly dribbled) is destroyed;
+ *   once handed on, the receiving server's own timeouts apply. The timer is
+ *   one-shot from accept: an idle timeout would restart on each byte, and a
+ *   client sending the 13-byte prefix one byte at a time held the socket for
+ *   13 x `timeoutMs` (found by test/abuse).
  * - Pitfall: never `resume()` the socket on the h2 path. The HTTP/2 session
  *   reads the pushed-back bytes itself, one tick later (Node's http2 core); a
  *   resumed socket emits them first as 'data' events that nobody listens to,
@@ -26,18 +29,20 @@ export const PREFACE = Buffer.from("PRI * HTTP/2.0");
 /**
  * Hands a plaintext connection to `h2c` if it starts with the HTTP/2
  * preface, otherwise to the HTTP/1.1 server `h1`, with every byte intact.
- * Destroys it if it sends nothing for `timeoutMs` (ms) before that.
+ * Destroys it if it is not handed on within `timeoutMs` (ms) of now.
  */
 export function routeBySniffing(socket: net.Socket, h1: http.Server, h2c: (socket: net.Socket) => void, timeoutMs: number): void {
   let head = Buffer.alloc(0);
-  // A connection that sends nothing is never handed on; drop it instead of keeping it forever.
-  socket.setTimeout(timeoutMs, () => socket.destroy());
+  // A connection that never decides is never handed on; drop it instead of keeping it forever.
+  const deadline = setTimeout(() => socket.destroy(), timeoutMs);
+  deadline.unref();
+  socket.once("close", () => clearTimeout(deadline));
   const onData = (chunk: Buffer) => {
     head = Buffer.concat([head, chunk]);
     const prefix = head.subarray(0, PREFACE.length);
     if (prefix.length < PREFACE.length && PREFACE.subarray(0, prefix.length).equals(prefix)) return;
     socket.off("data", onData);
-    socket.setTimeout(0);
+    clearTimeout(deadline);
     socket.pause();
     socket.unshift(head);
     if (prefix.equals(PREFACE)) {

@@ -116,3 +116,28 @@ describe("slowloris", () => {
     for (const closedAfterMs of Object.values(result!)) expect(closedAfterMs).toBeLessThan(CLOSED_WITHIN_MS);
   });
 });
+
+describe("a connection that never completes the HTTP/2 preface", () => {
+  it("is closed HEADERS_TIMEOUT_MS after its accept, however it spaces its bytes", async () => {
+    // 13 bytes of "PRI * HTTP/2.0", one every 60% of the timeout: each byte alone arrives in time,
+    // so a timer that restarted per byte would keep the socket for 13 x that.
+    const prefix = Buffer.from("PRI * HTTP/2.");
+    const socket = await connect();
+    socket.on("error", () => {});
+    const openedAt = performance.now();
+    let closedAfterMs: number | null = null;
+    socket.once("close", () => (closedAfterMs = performance.now() - openedAt));
+    let offset = 0;
+    const dribble = setInterval(() => {
+      if (!socket.destroyed && offset < prefix.length) socket.write(prefix.subarray(offset, ++offset));
+    }, HEADERS_TIMEOUT_MS * 0.6);
+    try {
+      await waitFor(() => closedAfterMs !== null, { timeoutMs: prefix.length * HEADERS_TIMEOUT_MS, intervalMs: 50, message: "the undecided connection to be closed" });
+    } finally {
+      clearInterval(dribble);
+      socket.destroy();
+    }
+    expect(closedAfterMs!).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 100);
+    expect(closedAfterMs!).toBeLessThan(2 * HEADERS_TIMEOUT_MS);
+  });
+});
