@@ -17,7 +17,8 @@ import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manag
 import type { App } from "../../src/app.js";
 import type { Config } from "../../src/config.js";
 import type { Sql } from "../../src/db/database.js";
-import { createReadPools } from "../../src/db/read-pools.js";
+import { createReadPools, type ReadOn } from "../../src/db/read-pools.js";
+import { createFeed } from "../../src/feed/watch.js";
 import { comparePositions, decodeCursor, encodeCursor, type FeedPosition } from "../../src/domain/cursor.js";
 import { checkSubscriber, type CheckResult } from "../replicas/feed-checker.js";
 import { createSubscriber, runSubscriber, type Subscriber } from "../replicas/feed-subscriber.js";
@@ -318,6 +319,44 @@ describe("the feed served from a hot standby", () => {
       expect(performance.now() - t1).toBeLessThan(1_000);
     } finally {
       await standby`select pg_wal_replay_resume()`;
+    }
+  });
+
+  it("never skips when a catch-up read lands on a node behind the tail (a fallback to a lagging standby)", async () => {
+    // The tail reader reads on the primary, then the catch-up read lands on a standby that has
+    // not replayed the rows up to the tail: the stream must wait for it, not jump to the tail.
+    let target: Sql = primary;
+    const read: ReadOn = (work) => work(target);
+    const feed = createFeed({ sql: primary, read, pollMs: 20, heartbeatMs: 1_000, log: pino({ level: "silent" }) });
+    const userId = uniqueId("behind");
+    const before = await headCursor(primary);
+    await standby`select pg_wal_replay_pause()`;
+    try {
+      const sessionId = `sess_${ulid()}`;
+      await insertSession(primary, userId, sessionId);
+      const eventIds = [1, 2, 3].map(() => `evt_${ulid()}`);
+      for (const [i, eventId] of eventIds.entries()) await insertEvent(primary, { userId, sessionId, seq: i + 1, eventId });
+      const stop = new AbortController();
+      const head = feed.watch({ userId: "", sessionId: "", types: [], afterCursor: "", fromBeginning: false }, stop.signal);
+      await head.next(); // caught_up: the tail stands past the three events, read on the primary
+      target = standby;
+      const delivered: string[] = [];
+      const stream = (async () => {
+        for await (const frame of feed.watch({ userId, sessionId: "", types: [], afterCursor: before, fromBeginning: false }, stop.signal)) {
+          if (frame.kind === "event") delivered.push(frame.event.eventId);
+        }
+      })();
+      await sleep(300); // the standby has none of them: nothing yet, and the stream must not move past them
+      expect(delivered).toEqual([]);
+      await standby`select pg_wal_replay_resume()`;
+      await waitFor(() => delivered.length >= 3, { timeoutMs: 5_000, message: () => `the three events after replay resumed (got ${delivered.length})` });
+      expect(delivered).toEqual(eventIds);
+      stop.abort();
+      feed.close();
+      await stream;
+    } finally {
+      await standby`select pg_wal_replay_resume()`;
+      feed.close();
     }
   });
 
