@@ -360,6 +360,29 @@ describe("the feed served from a hot standby", () => {
     }
   });
 
+  it("without standbys, accepts a fresh write's cursor while an older transaction holds the horizon back", async () => {
+    // The same wait serves a lone primary: a write's cursor lies ahead of the horizon while an older
+    // transaction is open; it was answered INVALID_CURSOR before READ_REPLAY_WAIT_MS existed.
+    const aloneApp = await startTestApp({ databaseUrl: group.primary.url });
+    apps.push(aloneApp);
+    const alone = clientOf(aloneApp);
+    const userId = uniqueId("alone");
+    const open = await openWrite(uniqueId("alone-open"));
+    try {
+      const fresh = await alone.startSession({ userId, recordId: uniqueId("s") });
+      const stop = new AbortController();
+      const stream = watch(alone, { userId, afterCursor: fresh.event!.cursor }, stop.signal);
+      await sleep(200);
+      expect(stream.frames).toEqual([]); // waiting for the horizon, not failed
+      await open.end("commit");
+      await waitFor(() => stream.frames.includes("caughtUp"), { message: "the stream to open once the open transaction committed" });
+      stop.abort();
+      await stream.done;
+    } finally {
+      await open.end("rollback").catch(() => {});
+    }
+  });
+
   it("retries a read the standby cancels for a recovery conflict instead of failing it", async () => {
     await primary`create table conflict_probe (id int)`;
     await primary`insert into conflict_probe values (1)`;
