@@ -16,11 +16,12 @@
  * Failures:
  * - Recovery conflicts: a standby cancels a query whose snapshot or locks get
  *   in the way of replay ("canceling statement due to conflict with
- *   recovery", SQLSTATE 40001 serialization_failure; checked on PostgreSQL
- *   15 and 18). The read is retried (a short pause, then on the same node up
+ *   recovery", SQLSTATE 40001 serialization_failure; seen on PostgreSQL 18
+ *   in test/standby). The read is retried (a short pause, then on the same node up
  *   to 4 more times, then on the next node); callers never see it.
  * - A node that cannot be reached (see `isDatabaseUnavailable`; also 57P04
- *   database_dropped, which a standby uses when replay drops the database) is
+ *   database_dropped, which PostgreSQL's source uses when replay drops the
+ *   database under a standby session; not exercised by the tests) is
  *   marked down for DOWN_RECHECK_MS: reads go to the next standby in order,
  *   then to the primary. Each transition is logged once (warn when leaving a
  *   node, info when it is back) and counted per standby.
