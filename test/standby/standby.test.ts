@@ -19,6 +19,7 @@ import type { Config } from "../../src/config.js";
 import type { Sql } from "../../src/db/database.js";
 import { createReadPools, type ReadOn } from "../../src/db/read-pools.js";
 import { createFeed } from "../../src/feed/watch.js";
+import { exportEvents } from "../../src/service/export.js";
 import { comparePositions, decodeCursor, encodeCursor, type FeedPosition } from "../../src/domain/cursor.js";
 import { checkSubscriber, type CheckResult } from "../replicas/feed-checker.js";
 import { createSubscriber, runSubscriber, type Subscriber } from "../replicas/feed-subscriber.js";
@@ -380,6 +381,37 @@ describe("the feed served from a hot standby", () => {
       await stream.done;
     } finally {
       await open.end("rollback").catch(() => {});
+    }
+  });
+
+  it("exports from the standby, and routes unary reads there only with READ_CONSISTENCY=replica", async () => {
+    const userId = uniqueId("export");
+    const started = await client.startSession({ userId, recordId: uniqueId("s") });
+    await group.caughtUp(group.standby);
+    const replicaReads = clientOf(await startReplica({ readConsistency: "replica" }));
+    await standby`select pg_wal_replay_pause()`;
+    const pools = createReadPools({ primary, urls: [group.standby.url], max: 2, log: pino({ level: "silent" }) });
+    try {
+      const appended = await client.appendSessionEvent({ sessionId: started.session!.sessionId, recordId: uniqueId("a"), type: "care.x", source: "t" });
+      const exported = async () => {
+        const lines: string[] = [];
+        const sink = { begin: async () => {}, write: async (text: string) => void lines.push(...text.trimEnd().split("\n")) };
+        await exportEvents(primary, { kind: "feed", filter: { userId, after: null, until: null, trainingDataOnly: false } }, sink, pools.read);
+        return lines.map((line) => (JSON.parse(line) as { id: string }).id);
+      };
+      // The standby has not replayed the append: the export (a snapshot of the standby) leaves it out.
+      expect(await exported()).toEqual([started.event!.eventId]);
+      // Unary reads: the primary by default (read-your-writes), the lagging standby with replica.
+      const fromPrimary = await client.listSessionEvents({ sessionId: started.session!.sessionId });
+      expect(fromPrimary.events.map((e) => e.eventId)).toEqual([started.event!.eventId, appended.event!.eventId]);
+      const fromStandby = await replicaReads.listSessionEvents({ sessionId: started.session!.sessionId });
+      expect(fromStandby.events.map((e) => e.eventId)).toEqual([started.event!.eventId]);
+      await standby`select pg_wal_replay_resume()`;
+      await group.caughtUp(group.standby);
+      expect(await exported()).toEqual([started.event!.eventId, appended.event!.eventId]);
+    } finally {
+      await standby`select pg_wal_replay_resume()`;
+      await pools.close();
     }
   });
 
