@@ -185,7 +185,7 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
     "readReplayWaitMs",
     5_000,
     [0, 600_000],
-    "How long a WatchSessionEvents call waits for a standby to replay up to its after_cursor (a cursor from a fresh write) before answering INVALID_CURSOR, in milliseconds.",
+    "How long a WatchSessionEvents call waits for the feed's horizon to reach its after_cursor (a fresh write's cursor that the standby has not replayed yet, or that an older open transaction holds back) before answering INVALID_CURSOR, in milliseconds.",
   ),
   integer(
     "WRITE_BATCH_MAX",
