@@ -29,10 +29,12 @@
  *
  * BENCH_STANDBY=on builds a PostgreSQL replication group instead (a primary
  * and a streaming hot standby, test/standby/replication-group.ts) and starts
- * two replicas on it: one reading the feed from the primary, one from the
- * standby (READ_DATABASE_URLS). Every step runs once against each (writes
- * always through the first), and the table adds the standby's CPU: what
- * moving the watchers to a standby takes off the primary, in one run.
+ * three replicas on it: one that takes the writes, one serving the streams
+ * with the feed read from the primary, one with the feed read from the
+ * standby (READ_DATABASE_URLS). Every step runs once against each of the
+ * last two (so "server %cpu" is the watch replica's alone), and the table
+ * adds the standby's CPU: what moving the watchers to a standby takes off
+ * the primary, in one run.
  *
  * Memory: server VmRSS with N subscribers attached and caught up, minus its
  * idle VmRSS (measured after the floor measurement warmed it up), divided by
@@ -132,6 +134,7 @@ async function main(): Promise<void> {
   const pgDir = group === null ? join(dir, "pg") : group.primary.dir;
   const server = await startServer(database.url);
   const standbyServer = group === null ? null : await startServer(database.url, { READ_DATABASE_URLS: group.standby.url });
+  const primaryWatchServer = group === null ? null : await startServer(database.url);
   const writer = fork(join(ROOT, "bench/watch-writer.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   // A crashed server or a stuck step ends the run with a message instead of a hang.
   const serverExit = once(server, "exit").then(([code, signal]) => {
@@ -153,7 +156,10 @@ async function main(): Promise<void> {
             standbyPid: postmasterOf(group!.standby.dir),
             idleRssKb: readRssKb(standbyServer.pid!),
           };
-    if (standbyRig !== null) rig.standbyPid = standbyRig.standbyPid;
+    const primaryRig: Rig =
+      primaryWatchServer === null
+        ? rig
+        : { ...rig, baseUrl: primaryWatchServer.baseUrl, serverPid: primaryWatchServer.pid!, standbyPid: standbyRig!.standbyPid, idleRssKb: readRssKb(primaryWatchServer.pid!) };
     const floor = await guard(measureFloor(rig, 3_000, 64));
     await sleep(1_000);
     rig.idleRssKb = readRssKb(rig.serverPid); // idle, but warmed up by the floor measurement
@@ -161,7 +167,7 @@ async function main(): Promise<void> {
     rows.push(await guard(runScenario(rig, "baseline: 1 stream, all users", 1, () => "")));
     for (const count of STREAM_COUNTS) {
       const name = `${count.toLocaleString("en-US")} streams, 1 user each`;
-      rows.push(await guard(runScenario(rig, standbyRig === null ? name : `${name}, feed from primary`, count, (i) => rig.userIds[i % USERS]!)));
+      rows.push(await guard(runScenario(primaryRig, standbyRig === null ? name : `${name}, feed from primary`, count, (i) => rig.userIds[i % USERS]!)));
       if (standbyRig !== null) {
         await group!.caughtUp(group!.standby);
         rows.push(await guard(runScenario(standbyRig, `${name}, feed from standby`, count, (i) => rig.userIds[i % USERS]!)));
@@ -172,9 +178,10 @@ async function main(): Promise<void> {
     serverExit.catch(() => {});
     overall.catch(() => {});
     writer.kill("SIGKILL");
-    if (standbyServer !== null && standbyServer.exitCode === null) {
-      standbyServer.kill("SIGTERM");
-      await once(standbyServer, "exit");
+    for (const extra of [standbyServer, primaryWatchServer]) {
+      if (extra === null || extra.exitCode !== null) continue;
+      extra.kill("SIGTERM");
+      await once(extra, "exit");
     }
     if (server.exitCode === null && server.signalCode === null) {
       // SIGTERM first: a graceful exit lets --cpu-prof (BENCH_SERVER_NODE_ARGS) write its profile.
