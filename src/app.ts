@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { checkDatabase, openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
 import { appliedMigration, migrate, newestMigration } from "./db/migrate.js";
+import { createReadPools } from "./db/read-pools.js";
 import cluster from "node:cluster";
 import { AggregatorRegistry } from "prom-client";
 import { createEndpoints, createMetricsServer, registryMetrics } from "./observability/endpoints.js";
@@ -49,16 +50,20 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const sql = openDatabase({ url: config.databaseUrl ?? embedded!.url, max: config.dbPoolMax });
   const applied = await migrate(sql);
   log.info({ applied }, "migrations applied");
+  // Standbys (READ_DATABASE_URLS) serve the feed, and unary reads with READ_CONSISTENCY=replica.
+  const reads = createReadPools({ primary: sql, urls: config.readDatabaseUrls, max: config.dbPoolMax, log });
+  if (reads.hasStandbys) log.info({ standbys: config.readDatabaseUrls.length, readConsistency: config.readConsistency }, "reading from hot standbys");
 
   let metrics: Metrics | null = null;
   const { service, feed, sweeper, close: closeWiring } = wireService({
     ...config,
     sql,
+    read: reads.read,
     log,
     onSweep: (ended, seconds) => metrics?.swept(ended, seconds),
     onCommitted: (report) => metrics?.committed(report),
   });
-  metrics = config.metrics ? createMetrics({ sql, dbCacheMs: config.metricsDbCacheMs, fallbacks: () => feed.stats().overflows }) : null;
+  metrics = config.metrics ? createMetrics({ sql, dbCacheMs: config.metricsDbCacheMs, fallbacks: () => feed.stats().overflows, standbys: reads }) : null;
   sweeper?.start();
   const isServing = () => checkDatabase(sql).then(
     () => true,
@@ -147,6 +152,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       metricsServer?.close();
       await server.close(config.shutdownGraceMs);
       await wiringClosed;
+      await reads.close();
       await sql.end({ timeout: 5 });
       await embedded?.stop();
     },

@@ -17,6 +17,10 @@ export interface Config {
   embeddedPgDir: string;
   embeddedPgPort: number;
   dbPoolMax: number;
+  /** Hot standby URLs (READ_DATABASE_URLS); empty: every read goes to the primary. */
+  readDatabaseUrls: string[];
+  readConsistency: "primary" | "replica";
+  readReplayWaitMs: number;
   writeBatchMax: number;
   writeBatchWaitUs: number;
   writeBatchesInFlight: number;
@@ -79,6 +83,8 @@ interface Variable<K extends keyof Config> {
   shown: string;
   parse: Parser<Config[K]>;
   description: string;
+  /** True when the raw value may hold a password: a problem then names the variable without echoing it. */
+  secret?: boolean;
 }
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -135,6 +141,13 @@ export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+function databaseUrls(raw: string | undefined): string[] | { problem: string } {
+  const urls = (raw ?? "").split(",").map((url) => url.trim()).filter((url) => url !== "");
+  const bad = urls.find((url) => !/^postgres(ql)?:\/\//.test(url));
+  if (bad !== undefined) return { problem: `expected comma-separated postgres:// or postgresql:// URLs (entry ${urls.indexOf(bad) + 1} is not one)` };
+  return new Set(urls).size === urls.length ? urls : { problem: "the same standby is listed twice" };
+}
+
 function onOff(raw: string | undefined): boolean | { problem: string } {
   if (raw === undefined || raw === "on") return true;
   return raw === "off" ? false : { problem: "expected on or off" };
@@ -153,6 +166,29 @@ const VARIABLES: readonly Variable<keyof Config>[] = [
   text("EMBEDDED_PG_DIR", "embeddedPgDir", ".data/postgres", "Data folder of the embedded PostgreSQL (git-ignored)."),
   integer("EMBEDDED_PG_PORT", "embeddedPgPort", 54329, [1, 65535], "Port of the embedded PostgreSQL."),
   integer("DB_POOL_MAX", "dbPoolMax", 10, [1, 1000], "Maximum pool connections per replica (plus one for LISTEN when FEED_NOTIFY is on)."),
+  {
+    name: "READ_DATABASE_URLS",
+    key: "readDatabaseUrls",
+    shown: "(none)",
+    parse: databaseUrls,
+    secret: true,
+    description:
+      "Comma-separated PostgreSQL hot standby URLs of DATABASE_URL's primary. WatchSessionEvents (tail reader and catch-up) and export read from the first healthy one (then the next, then the primary); writes, idempotency lookups and the sweeper stay on the primary. None: every read goes to the primary.",
+  },
+  text(
+    "READ_CONSISTENCY",
+    "readConsistency",
+    "primary",
+    "Where GetSession, ListSessions and ListSessionEvents read: primary (read-your-writes) or replica (a standby from READ_DATABASE_URLS; may lag behind a write just answered).",
+    (value) => (value === "primary" || value === "replica" ? null : "expected primary or replica"),
+  ),
+  integer(
+    "READ_REPLAY_WAIT_MS",
+    "readReplayWaitMs",
+    5_000,
+    [0, 600_000],
+    "How long a WatchSessionEvents call waits for the feed's horizon to reach its after_cursor (a fresh write's cursor that the standby has not replayed yet, or that an older open transaction holds back) before answering INVALID_CURSOR, in milliseconds.",
+  ),
   integer(
     "WRITE_BATCH_MAX",
     "writeBatchMax",
@@ -383,7 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[variable.name]?.trim();
     const value = variable.parse(raw === "" ? undefined : raw);
     if (isProblem(value)) {
-      problems.push(`${variable.name}=${JSON.stringify(raw)}: ${value.problem}`);
+      problems.push(`${variable.name}=${variable.secret ? "(value hidden)" : JSON.stringify(raw)}: ${value.problem}`);
       config[variable.key] = variable.parse(undefined);
     } else {
       config[variable.key] = value;

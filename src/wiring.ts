@@ -5,6 +5,7 @@
  */
 import type { Logger } from "pino";
 import type { Sql } from "./db/database.js";
+import type { ReadOn } from "./db/read-pools.js";
 import { createCommitNotifier, FEED_CHANNEL } from "./feed/notifier.js";
 import { createFeed, type Feed } from "./feed/watch.js";
 import { createSessionService, type SessionService } from "./service/session-service.js";
@@ -13,7 +14,18 @@ import { createSweeper, type Sweeper } from "./service/sweeper.js";
 
 /** Configures `wireService`; names follow Config (src/config.ts). */
 export interface WiringOptions {
+  /** The primary's pool: writes, idempotency lookups, the sweeper, NOTIFY and LISTEN. */
   sql: Sql;
+  /**
+   * Where the feed reads (tail reader, catch-up) and, with `readConsistency`
+   * "replica", GetSession/ListSessions/ListSessionEvents: a standby's
+   * `ReadPools.read` (src/db/read-pools.ts). Default: `sql`.
+   */
+  read?: ReadOn;
+  /** READ_CONSISTENCY: "primary" (default) keeps unary reads on `sql`; "replica" sends them through `read`. */
+  readConsistency?: "primary" | "replica";
+  /** READ_REPLAY_WAIT_MS: how long Watch waits for the read node to reach an after_cursor. Default 5,000. */
+  readReplayWaitMs?: number;
   log: Logger;
   defaultIdleTimeoutMs: number;
   watchPollMs: number;
@@ -58,6 +70,8 @@ export function wireService(options: WiringOptions): Wiring {
   const { sql, log } = options;
   const feed = createFeed({
     sql,
+    read: options.read,
+    replayWaitMs: options.readReplayWaitMs,
     log,
     pollMs: options.watchPollMs,
     heartbeatMs: options.watchHeartbeatMs,
@@ -79,6 +93,7 @@ export function wireService(options: WiringOptions): Wiring {
     writeBatchMax: options.writeBatchMax,
     writeBatchWaitUs: options.writeBatchWaitUs,
     writeBatchesInFlight: options.writeBatchesInFlight,
+    unaryReads: options.readConsistency === "replica" ? options.read : undefined,
   });
   const sweeper =
     options.sweepIntervalMs > 0

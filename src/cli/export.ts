@@ -4,7 +4,8 @@
  * user's events or a range of the global feed, as CloudEvents JSON Lines)
  * into stdout or `--out`, and reports progress and the count on stderr.
  */
-import pino from "pino";
+import pino, { type Logger } from "pino";
+import { createReadPools } from "../db/read-pools.js";
 import type { Config } from "../config.js";
 import { decodeCursor, encodeCursor, type FeedPosition } from "../domain/cursor.js";
 import { exportEvents, type ExportSelection, type ExportSink } from "../service/export.js";
@@ -16,8 +17,8 @@ import { createProgress, type Progress } from "./progress.js";
 const USAGE = `usage: session-manager export <selection> [options]
 
 Writes events as CloudEvents 1.0 JSON Lines (DATABASE_URL, or the embedded
-PostgreSQL when it is unset). Only events committed before the export starts
-are written.
+PostgreSQL when it is unset; read from a standby of READ_DATABASE_URLS when
+set). Only events committed before the export starts are written.
 
 selection (one of):
   --session <id>          one session's events, in seq order
@@ -56,7 +57,7 @@ export async function exportCommand(args: string[], config: Config): Promise<voi
   try {
     database = await openCommandDatabase(config, log);
     const output = await openLineOutput(options.out ?? null);
-    const count = await exportTo(database, selection, output);
+    const count = await exportTo(database, selection, output, config, log);
     await output.close();
     process.stderr.write(`exported ${count} events\n`);
   } catch (error) {
@@ -107,7 +108,7 @@ function cursorOption(name: string, cursor: string): FeedPosition {
 }
 
 /** Runs the export into `output` with a progress display; returns how many events it wrote. */
-async function exportTo(database: CommandDatabase, selection: ExportSelection, output: LineOutput): Promise<number> {
+async function exportTo(database: CommandDatabase, selection: ExportSelection, output: LineOutput, config: Config, log: Logger): Promise<number> {
   let progress: Progress | undefined;
   const sink: ExportSink = {
     async begin(count) {
@@ -118,7 +119,9 @@ async function exportTo(database: CommandDatabase, selection: ExportSelection, o
       progress!.advance(events);
     },
   };
-  const report = await exportEvents(database.sql, selection, sink);
+  // With READ_DATABASE_URLS the export reads a standby (falling back to the next, then the primary).
+  const pools = createReadPools({ primary: database.sql, urls: config.readDatabaseUrls, max: 2, log });
+  const report = await exportEvents(database.sql, selection, sink, pools.read).finally(() => pools.close());
   progress?.finish();
   // Tells the operator when --until lies beyond what was committed at the start.
   if (report.uncommittedAfter !== null) {

@@ -28,6 +28,8 @@ export interface DatabaseOptions {
   max?: number;
   /** application_name reported to PostgreSQL. Default "session-manager". */
   applicationName?: string;
+  /** How long opening a connection may take before it fails, in seconds. Default postgres.js's 30. */
+  connectTimeoutSeconds?: number;
 }
 
 /**
@@ -39,6 +41,7 @@ export function openDatabase(options: DatabaseOptions): Sql {
   return postgres(options.url, {
     max: options.max ?? 10,
     prepare: true,
+    connect_timeout: options.connectTimeoutSeconds ?? 30,
     onnotice: () => {},
     connection: {
       application_name: options.applicationName ?? "session-manager",

@@ -93,6 +93,16 @@ export async function readFeedBounds(ex: Executor): Promise<FeedBounds> {
   return toBounds(row!);
 }
 
+/**
+ * Reads the first transaction id not yet assigned on the node `ex` reads
+ * (pg_snapshot_xmax of the statement's snapshot). On the primary no cursor
+ * this database issued can reach it; on a standby it is as replayed.
+ */
+export async function readNextTransactionId(ex: Executor): Promise<bigint> {
+  const [row] = await ex<{ xmax: string }[]>`select pg_snapshot_xmax(pg_current_snapshot())::text as xmax`;
+  return BigInt(row!.xmax);
+}
+
 function toBounds(row: BoundsRow): FeedBounds {
   return {
     horizon: BigInt(row.horizon),

@@ -23,6 +23,7 @@
 import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
+import { readOnPrimary, type ReadOn } from "../db/read-pools.js";
 import { readFeed, readFeedBounds, type FeedPage } from "../db/feed-repository.js";
 import { comparePositions, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import { EVERYTHING, matchesFilter } from "./filter.js";
@@ -31,7 +32,10 @@ import { createWakeUps } from "./wake-ups.js";
 
 /** Configures `createTailReader`. */
 export interface TailReaderOptions {
+  /** The primary's pool: LISTEN runs here (a standby refuses LISTEN). */
   sql: Sql;
+  /** Where the feed's reads run (a standby, see src/db/read-pools.ts). Default: `sql`. */
+  read?: ReadOn;
   /** Interval of the polling fallback while anyone subscribes, in ms. */
   pollMs: number;
   /** Rows per query. */
@@ -75,6 +79,7 @@ export interface TailReader {
 /** Creates the tail reader; it idles (no queries) while nobody subscribes. */
 export function createTailReader(options: TailReaderOptions): TailReader {
   const { sql, pollMs, pageSize, channel, log } = options;
+  const read = options.read ?? readOnPrimary(sql);
   const subscribers = new Set<Subscriber>();
   let tail: FeedPosition | null = null;
   let reading = false;
@@ -112,15 +117,16 @@ export function createTailReader(options: TailReaderOptions): TailReader {
 
   async function readToHead(): Promise<void> {
     if (tail === null) {
-      tail = positionBelowHorizon((await readFeedBounds(sql)).horizon);
+      tail = positionBelowHorizon((await read(readFeedBounds)).horizon);
       wakeDetached();
       return;
     }
     for (;;) {
       const before: FeedPosition = tail;
-      const page = await readFeed(sql, before, EVERYTHING, pageSize);
+      const page = await read((ex) => readFeed(ex, before, EVERYTHING, pageSize));
       const full = page.events.length === pageSize;
       const last = page.events.at(-1)?.position ?? before;
+      // After a fallback to another node the horizon may lie behind the tail: the tail never moves back.
       const below = positionBelowHorizon(page.horizon);
       fanOut(before, full || comparePositions(last, below) > 0 ? last : below, page);
       if (!full || closed || subscribers.size === 0) return;

@@ -11,10 +11,12 @@
  * for the hand-off invariant). Nothing kept in this process decides what is
  * delivered: any replica can serve any subscriber from its cursor alone.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
 import { isDatabaseUnavailable, toDomainError } from "../db/errors.js";
-import { readFeed, readFeedBounds, type FeedBounds, type FeedPage } from "../db/feed-repository.js";
+import { readFeed, readFeedBounds, readNextTransactionId, type FeedBounds, type FeedPage } from "../db/feed-repository.js";
+import { readOnPrimary, type ReadOn } from "../db/read-pools.js";
 import { FEED_START, comparePositions, decodeCursor, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import { DomainError } from "../domain/errors.js";
 import { toFilter } from "./filter.js";
@@ -40,7 +42,20 @@ export type WatchFrame = EventFrame | { kind: "caught_up"; cursor: string } | { 
 
 /** Configures `createFeed`. */
 export interface FeedOptions {
+  /** The primary's pool: LISTEN and the check of cursors ahead of the read node run here. */
   sql: Sql;
+  /**
+   * Where the feed's reads run: the tail reader and every catch-up read (a
+   * standby's `ReadPools.read`, see src/db/read-pools.ts). Default: `sql`.
+   */
+  read?: ReadOn;
+  /**
+   * How long a stream whose after_cursor lies ahead of the read node's
+   * horizon (a fresh write the standby has not replayed, or a transaction
+   * still open on the primary) waits for the horizon to pass it before
+   * INVALID_CURSOR, in ms (READ_REPLAY_WAIT_MS). Default 5,000.
+   */
+  replayWaitMs?: number;
   /** Interval of the polling fallback (NOTIFY lost or off), in ms. */
   pollMs: number;
   /** Interval of heartbeat frames on an idle stream, in ms. */
@@ -65,8 +80,9 @@ export interface Feed {
    * Streams frames for `query` until `signal` aborts (ends quietly) or the
    * feed closes (throws SERVER_SHUTTING_DOWN).
    *
-   * @throws DomainError INVALID_CURSOR (malformed, or ahead of this
-   *   database), CURSOR_EXPIRED (older than the retention watermark, or
+   * @throws DomainError INVALID_CURSOR (malformed, ahead of every
+   *   transaction id the primary has assigned, or still ahead of the read
+   *   node's horizon after `replayWaitMs`), CURSOR_EXPIRED (older than the retention watermark, or
    *   overtaken by a prune), TOO_MANY_STREAMS (the replica is full; checked
    *   before any database work), DATABASE_UNAVAILABLE.
    */
@@ -85,12 +101,14 @@ export interface Feed {
  */
 export function createFeed(options: FeedOptions): Feed {
   const { sql, pollMs, heartbeatMs, log } = options;
+  const read = options.read ?? readOnPrimary(sql);
+  const replayWaitMs = options.replayWaitMs ?? 5_000;
   const batchSize = options.batchSize ?? 500;
   const capacity = options.queueFrames ?? 1000;
   const maxStreams = options.maxStreams ?? 20_000;
   let streams = 0;
   const closing = new AbortController();
-  const reader = createTailReader({ sql, pollMs, pageSize: batchSize, channel: options.notifyChannel ?? null, log });
+  const reader = createTailReader({ sql, read, pollMs, pageSize: batchSize, channel: options.notifyChannel ?? null, log });
 
   async function* watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame> {
     // Admission control: a full replica refuses new streams rather than let
@@ -108,13 +126,10 @@ export function createFeed(options: FeedOptions): Feed {
     const afterCursor = query.afterCursor === "" ? null : decodeCursor(query.afterCursor);
     let bounds: FeedBounds;
     try {
-      bounds = await readFeedBounds(sql);
+      bounds = await read(readFeedBounds);
+      if (afterCursor !== null && afterCursor.txId >= bounds.horizon) bounds = await awaitHorizon(afterCursor, bounds, signal);
     } catch (error) {
       throw toDomainError(error);
-    }
-    if (afterCursor !== null && afterCursor.txId >= bounds.horizon) {
-      // Every cursor this database issued lies below its current horizon (horizons only grow).
-      throw new DomainError("INVALID_CURSOR", "after_cursor lies ahead of this database's feed; it was not issued here");
     }
     if (afterCursor !== null && comparePositions(afterCursor, bounds.watermark) < 0) throw cursorExpired(bounds.watermark);
     // from_beginning means everything retained: rows of kept sessions below the watermark too.
@@ -182,16 +197,49 @@ export function createFeed(options: FeedOptions): Feed {
         lastFrameAt = Date.now();
         yield { kind: "event", event, cursor: encodeCursor(event.position) };
       }
-      // A short page read everything up to the tail: the range (position, tail] is done.
-      if (page.events.length < batchSize) sub.advance(tail);
+      // A short page read everything up to the tail, or up to the horizon of the node that
+      // answered if that is lower (a fallback to a standby further behind): that range is done.
+      // Never backwards: rows up to the position were delivered already.
+      if (page.events.length < batchSize) {
+        const done = minPosition(tail, positionBelowHorizon(page.horizon));
+        if (comparePositions(done, sub.position) > 0) sub.advance(done);
+        else if (page.events.length === 0) await sub.wait(pollMs, stop); // that node must replay first
+      }
     }
+  }
+
+  /**
+   * Waits (at most `replayWaitMs`, polling every `pollMs`) until the read
+   * node's horizon passes `cursor`, and returns the bounds read then. A
+   * cursor from a write can lie ahead of the horizon: on a standby that has
+   * not replayed the write yet, or on the primary while an older
+   * transaction is open. One ahead of every id the primary has assigned was
+   * never issued here and fails at once.
+   *
+   * @throws DomainError INVALID_CURSOR.
+   */
+  async function awaitHorizon(cursor: FeedPosition, bounds: FeedBounds, signal: AbortSignal): Promise<FeedBounds> {
+    const notIssued = () => new DomainError("INVALID_CURSOR", "after_cursor lies ahead of this database's feed; it was not issued here");
+    const next = await readNextTransactionId(sql).catch((error: unknown) => {
+      if (isDatabaseUnavailable(error)) return null; // the primary is away (a failover): only the wait can tell
+      throw error;
+    });
+    if (next !== null && cursor.txId >= next) throw notIssued();
+    const deadline = performance.now() + replayWaitMs;
+    while (cursor.txId >= bounds.horizon) {
+      const left = deadline - performance.now();
+      if (left <= 0 || signal.aborted) throw notIssued();
+      await sleep(Math.min(pollMs, left));
+      bounds = await read(readFeedBounds);
+    }
+    return bounds;
   }
 
   /** Reads the stream's next rows, up to the tail; null after a transient failure. */
   async function catchUpPage(sub: Subscriber, tail: FeedPosition, accepted: FeedPosition, stop: AbortSignal): Promise<FeedPage | null> {
     let page: FeedPage;
     try {
-      page = await readFeed(sql, sub.position, sub.filter, batchSize, tail);
+      page = await read((ex) => readFeed(ex, sub.position, sub.filter, batchSize, tail));
     } catch (error) {
       if (stop.aborted) return null;
       if (!isDatabaseUnavailable(error)) throw toDomainError(error);
@@ -214,6 +262,10 @@ export function createFeed(options: FeedOptions): Feed {
       reader.close();
     },
   };
+}
+
+function minPosition(a: FeedPosition, b: FeedPosition): FeedPosition {
+  return comparePositions(a, b) <= 0 ? a : b;
 }
 
 function tooManyStreams(limit: number): DomainError {

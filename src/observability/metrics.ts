@@ -7,6 +7,7 @@
  * - The feed: open Watch streams by protocol, delivery lag, fallbacks of slow
  *   streams to table reads, and the horizon age.
  * - Sessions and the sweeper.
+ * - Hot standbys (with READ_DATABASE_URLS): replay lag and read fallbacks per standby.
  * - Node's default process metrics (event-loop lag, heap, GC).
  *
  * Gauges read from the database (sessions by state, lapsed sessions pending,
@@ -19,6 +20,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Sql } from "../db/database.js";
+import type { ReadPools } from "../db/read-pools.js";
 import { readDatabaseGauges, type DatabaseGauges } from "../db/metrics-repository.js";
 import type { CommitReport } from "../service/commits.js";
 
@@ -44,6 +46,8 @@ export interface MetricsOptions {
   dbCacheMs: number;
   /** Frames of slow streams that fell back to table reads so far (the feed's TailStats.overflows). */
   fallbacks(): number;
+  /** The hot standbys (READ_DATABASE_URLS) whose replay lag and fallbacks are exported; none when absent. */
+  standbys?: Pick<ReadPools, "replayLag" | "fallbacks">;
 }
 
 /** The replica's metrics. */
@@ -160,6 +164,30 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.set((await databaseGauges())?.horizonAgeSeconds ?? Number.NaN);
     },
   });
+
+  const standbys = options.standbys;
+  if (standbys !== undefined) {
+    new Gauge({
+      name: "session_manager_standby_replay_lag_seconds",
+      help: "How far each hot standby (READ_DATABASE_URLS, labelled host:port) trails in replay: 0 when it has replayed all it received, else the age of its last replayed commit, in seconds; NaN while unreachable. The feed served from it is that much behind.",
+      labelNames: ["standby"],
+      registers: [registry],
+      aggregator: "max",
+      async collect() {
+        for (const { standby, seconds } of await standbys.replayLag()) this.set({ standby }, seconds ?? Number.NaN);
+      },
+    });
+    new Counter({
+      name: "session_manager_standby_read_fallbacks_total",
+      help: "Reads that left a hot standby for the next node (another standby, then the primary) because it was unreachable or kept cancelling them for recovery conflicts.",
+      labelNames: ["standby"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [standby, count] of standbys.fallbacks()) this.inc({ standby }, count);
+      },
+    });
+  }
 
   return {
     registry,

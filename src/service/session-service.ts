@@ -40,6 +40,7 @@ import {
 import { decodePageToken, encodePageToken } from "../domain/page-token.js";
 import { effectiveSession, type Session, type SessionEvent, type SessionState } from "../domain/session.js";
 import { reportOf, type CommitReport, type OnCommitted } from "./commits.js";
+import { readOnPrimary, type ReadOn } from "../db/read-pools.js";
 import { inRead, inTransaction, StaleSession } from "./transaction.js";
 import { createWriteBatcher, DEFAULT_WRITE_BATCH_MAX, DEFAULT_WRITE_BATCH_WAIT_US, DEFAULT_WRITE_BATCHES_IN_FLIGHT } from "./write-batch.js";
 
@@ -61,6 +62,12 @@ export interface SessionServiceOptions {
   writeBatchWaitUs?: number;
   /** Group-commit transactions running at once (WRITE_BATCHES_IN_FLIGHT). */
   writeBatchesInFlight?: number;
+  /**
+   * Where GetSession, ListSessions and ListSessionEvents read
+   * (READ_CONSISTENCY): a standby's `ReadPools.read`, or the primary (the
+   * default: read-your-writes). Writes and idempotency lookups always use `sql`.
+   */
+  unaryReads?: ReadOn;
 }
 
 /** Holds the result of a mutating call; `replayed` is true when nothing was written. */
@@ -174,6 +181,8 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const { sql, defaultIdleTimeoutMs, log } = options;
   const committed: OnCommitted = options.onEventsCommitted ?? (() => {});
   const transaction = <T>(work: (tx: Transaction) => Promise<T>) => inTransaction(sql, log, work);
+  const reads = options.unaryReads ?? readOnPrimary(sql);
+  const unaryRead = <T>(work: (ex: Sql) => Promise<T>) => inRead(sql, () => reads(work));
   const batcher = createWriteBatcher({
     sql,
     log,
@@ -289,7 +298,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     },
 
     async getSession(sessionId: string): Promise<Session> {
-      const read = await inRead(sql, (ex) => repo.findSessionWithClock(ex, sessionId));
+      const read = await unaryRead((ex) => repo.findSessionWithClock(ex, sessionId));
       if (read === null) throw notFound(sessionId);
       return effectiveSession(read.session, read.now);
     },
@@ -299,7 +308,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       const position = decodePageToken(query.pageToken, filters);
       const after = position === null ? null : parseSessionPosition(position);
       const limit = query.pageSize || DEFAULT_PAGE_SIZE;
-      const { sessions, now } = await inRead(sql, (ex) => repo.listSessions(ex, filters, after, limit + 1));
+      const { sessions, now } = await unaryRead((ex) => repo.listSessions(ex, filters, after, limit + 1));
       const items = sessions.slice(0, limit).map((session) => effectiveSession(session, now));
       const last = items.at(-1);
       const nextPageToken =
@@ -315,9 +324,9 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
         throw new DomainError("INVALID_PAGE_TOKEN", "page_token is not a token returned by this service");
       }
       const limit = query.pageSize || DEFAULT_PAGE_SIZE;
-      const session = await inRead(sql, (ex) => repo.findSession(ex, query.sessionId));
+      const session = await unaryRead((ex) => repo.findSession(ex, query.sessionId));
       if (session === null) throw notFound(query.sessionId);
-      const rows = await inRead(sql, (ex) => repo.listSessionEvents(ex, session, afterSeq, limit + 1));
+      const rows = await unaryRead((ex) => repo.listSessionEvents(ex, session, afterSeq, limit + 1));
       const items = rows.slice(0, limit);
       const last = items.at(-1);
       const nextPageToken = rows.length > limit && last ? encodePageToken(filters, { q: last.seq }) : "";

@@ -12,6 +12,33 @@ describe("loadConfig", () => {
     expect(config).toMatchObject({ port: 9000, defaultIdleTimeoutMs: 5000, corsAllowedOrigins: ["https://a.example", "http://localhost:3000"] });
   });
 
+  it("reads standbys and read consistency, defaulting to the primary alone", () => {
+    expect(loadConfig({})).toMatchObject({ readDatabaseUrls: [], readConsistency: "primary", readReplayWaitMs: 5_000 });
+    const config = loadConfig({
+      READ_DATABASE_URLS: " postgres://standby-a:5432/sm , postgresql://standby-b/sm,",
+      READ_CONSISTENCY: "replica",
+      READ_REPLAY_WAIT_MS: "250",
+    });
+    expect(config).toMatchObject({ readDatabaseUrls: ["postgres://standby-a:5432/sm", "postgresql://standby-b/sm"], readConsistency: "replica", readReplayWaitMs: 250 });
+  });
+
+  it("rejects bad standby settings, naming the variable", () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    expect(problems({ READ_DATABASE_URLS: "postgres://a/sm,mysql://b/sm" })).toEqual([expect.stringMatching(/^READ_DATABASE_URLS=.*entry 2 is not one/)]);
+    expect(problems({ READ_DATABASE_URLS: "postgres://a/sm,postgres://a/sm" })).toEqual([expect.stringMatching(/^READ_DATABASE_URLS=.*listed twice/)]);
+    expect(problems({ READ_CONSISTENCY: "eventual" })).toEqual([expect.stringMatching(/^READ_CONSISTENCY=.*primary or replica/)]);
+    expect(problems({ READ_REPLAY_WAIT_MS: "-1" })).toEqual([expect.stringMatching(/^READ_REPLAY_WAIT_MS=/)]);
+    // A URL's password must not end up in the problem text (logs).
+    expect(problems({ READ_DATABASE_URLS: "postgres://u:secret@a/sm,nope" }).join("")).not.toContain("secret");
+  });
+
   it("reports every problem at once", () => {
     let error: unknown;
     try {
