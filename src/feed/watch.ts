@@ -123,11 +123,16 @@ export function createFeed(options: FeedOptions): Feed {
   }
 
   async function* admitted(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame> {
-    const afterCursor = query.afterCursor === "" ? null : decodeCursor(query.afterCursor);
+    let afterCursor = query.afterCursor === "" ? null : decodeCursor(query.afterCursor);
     let bounds: FeedBounds;
     try {
       bounds = await read(readFeedBounds);
-      if (afterCursor !== null && afterCursor.txId >= bounds.horizon) bounds = await awaitHorizon(afterCursor, bounds, signal);
+      if (afterCursor !== null && afterCursor.txId >= bounds.horizon) {
+        // Past the newest event but below xmin (a heartbeat cursor from a version whose positions
+        // could pass the newest event): no event lies in between, so the horizon is the same place.
+        if (afterCursor.txId < bounds.xmin) afterCursor = positionBelowHorizon(bounds.horizon);
+        else bounds = await awaitHorizon(afterCursor, bounds, signal);
+      }
     } catch (error) {
       throw toDomainError(error);
     }

@@ -5,14 +5,20 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Sql } from "../../src/db/database.js";
-import { readFeed, type FeedFilter } from "../../src/db/feed-repository.js";
-import { positionBelowHorizon, type FeedPosition } from "../../src/domain/cursor.js";
-import { openTestDatabase, uniqueId } from "../support/app.js";
+import { readFeed, readFeedBounds, type FeedFilter } from "../../src/db/feed-repository.js";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
+import { encodeCursor, positionBelowHorizon, type FeedPosition } from "../../src/domain/cursor.js";
+import { openTestDatabase, startTestApp, uniqueId } from "../support/app.js";
+import { createIsolatedDatabase } from "../support/isolated-database.js";
 import { waitFor } from "../support/wait.js";
 
 const sql = openTestDatabase(10);
 afterAll(() => sql.end());
 
+/** The largest id a cursor holds (int8), as positionBelowHorizon gives. */
+const MAX_POSITION_ID = (1n << 63n) - 1n;
 const everything: FeedFilter = { userId: null, sessionId: null, types: [], typePrefixes: [] };
 
 async function headPosition(): Promise<FeedPosition> {
@@ -152,5 +158,68 @@ describe("feed horizon", () => {
     expect([...goodFirst, ...goodSecond]).toEqual([event1, event2]);
     // The broken reader moved its cursor past T2's lower id: T2's event is lost.
     expect([...brokenFirst, ...brokenSecond]).toEqual([event1]);
+  });
+});
+
+describe("feed horizon after a crash", () => {
+  it("never passes the newest event, so an id that only an unfinished or rolled-back transaction held may be reused", async () => {
+    // Its own database: "the newest event" must be this test's, not another file's.
+    const db = await createIsolatedDatabase("feed_durable", 3);
+    try {
+      const userId = uniqueId("durable");
+      const sessionId = uniqueId("sess");
+      await db.sql`
+        insert into sessions (user_id, session_id, session_index, state, start_time, last_activity_time, idle_timeout_ms, last_seq, last_hash)
+        values (${userId}, ${sessionId}, 1, 'active', now(), now(), 60000, 0, '')
+      `;
+      await insertEvent(db.sql, userId, sessionId, 1);
+      const [{ newest }] = await db.sql<[{ newest: string }]>`select max(tx_id::text::numeric)::text as newest from session_events`;
+      // A transaction takes an id, writes an event and rolls back: its abort record need not reach
+      // the WAL before a crash, and PostgreSQL may then hand its id out again
+      // (chaos/repro/xid-reuse-after-crash.ts shows it with pg_ctl stop -m immediate).
+      const rolledBack = await db.sql
+        .begin(async (tx) => {
+          const [{ xid }] = await tx<[{ xid: string }]>`select pg_current_xact_id()::text as xid`;
+          await insertEvent(tx as unknown as Sql, userId, sessionId, 2);
+          throw Object.assign(new Error("roll back"), { xid });
+        })
+        .catch((error: { xid: string }) => BigInt(error.xid));
+      // Wait until every transaction up to it has finished cluster-wide (other test files share the server).
+      await waitFor(async () => {
+        const [{ xmin }] = await db.sql<[{ xmin: string }]>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`;
+        return BigInt(xmin) > rolledBack;
+      }, { message: "the snapshot's xmin to pass the rolled-back transaction" });
+
+      const bounds = await readFeedBounds(db.sql);
+      const page = await readFeed(db.sql, { txId: 0n, id: 0n }, everything, 10);
+      expect(bounds.xmin).toBeGreaterThan(rolledBack);
+      for (const horizon of [bounds.horizon, page.horizon]) {
+        expect(horizon).toBe(BigInt(newest) + 1n);
+        // A position the feed hands out (a heartbeat's, the tail's) stays below the reusable id.
+        expect(positionBelowHorizon(horizon).txId).toBeLessThan(rolledBack);
+      }
+
+      // A heartbeat cursor of the earlier rule (just below xmin, past the newest event) still
+      // resumes, at once, from the same place: no event lies between it and the horizon.
+      const app = await startTestApp({ databaseUrl: db.url, readReplayWaitMs: 200 });
+      try {
+        const client = createClient(SessionManagerService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${app.port}` }));
+        const controller = new AbortController();
+        const frames = client.watchSessionEvents({ afterCursor: encodeCursor({ txId: bounds.xmin - 1n, id: MAX_POSITION_ID }) }, { signal: controller.signal })[Symbol.asyncIterator]();
+        expect((await frames.next()).value?.frame.case).toBe("caughtUp");
+        const eventId = await insertEvent(db.sql, userId, sessionId, 2);
+        let delivered: string | undefined;
+        while (delivered === undefined) {
+          const { value } = await frames.next();
+          if (value?.frame.case === "event") delivered = value.frame.value.eventId;
+        }
+        expect(delivered).toBe(eventId);
+        controller.abort();
+      } finally {
+        await app.stop();
+      }
+    } finally {
+      await db.drop();
+    }
   });
 });
