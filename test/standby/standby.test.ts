@@ -17,7 +17,7 @@ import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manag
 import type { App } from "../../src/app.js";
 import type { Config } from "../../src/config.js";
 import type { Sql } from "../../src/db/database.js";
-import { createReadPools, type ReadOn } from "../../src/db/read-pools.js";
+import { createReadPools, isRecoveryConflict, type ReadOn } from "../../src/db/read-pools.js";
 import { createFeed } from "../../src/feed/watch.js";
 import { exportEvents } from "../../src/service/export.js";
 import { comparePositions, decodeCursor, encodeCursor, type FeedPosition } from "../../src/domain/cursor.js";
@@ -36,6 +36,21 @@ import { startReplicationGroup, type ReplicationGroup } from "./replication-grou
 let group: ReplicationGroup;
 let primary: Sql;
 let standby: Sql;
+
+/**
+ * Runs the test's own statement on the standby, again when replay cancels it
+ * (the group's 100 ms max_standby_streaming_delay cancels any standby query
+ * that holds replay up, the test's too, e.g. right after a long replay pause).
+ */
+async function onStandby<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!isRecoveryConflict(error) || attempt >= 20) throw error;
+    }
+  }
+}
 const apps: App[] = [];
 
 /** Starts a replica on the group: writes to the primary, the feed read from the standby. */
@@ -114,7 +129,7 @@ async function openWrite(userId: string) {
 }
 
 async function standbyHas(eventIds: string[]): Promise<number> {
-  const [row] = await standby<{ n: number }[]>`select count(*)::int as n from session_events where event_id = any(${eventIds}::text[])`;
+  const [row] = await onStandby(() => standby<{ n: number }[]>`select count(*)::int as n from session_events where event_id = any(${eventIds}::text[])`);
   return row!.n;
 }
 
@@ -269,8 +284,8 @@ describe("the feed served from a hot standby", () => {
     const replicas = [asReplica("a", app)];
     const phase = await startPhase("pause", () => replicas, () => replicas);
     await waitFor(() => phase.subscribers.every((s) => s.deliveries.length > 0), { message: "first deliveries" });
-    await standby`select pg_wal_replay_pause()`;
-    await waitFor(async () => (await standby<{ state: string }[]>`select pg_get_wal_replay_pause_state() as state`)[0]!.state === "paused");
+    await onStandby(() => standby`select pg_wal_replay_pause()`);
+    await waitFor(async () => (await onStandby(() => standby<{ state: string }[]>`select pg_get_wal_replay_pause_state() as state`))[0]!.state === "paused");
     const [before] = await primary<{ n: number }[]>`select count(*)::int as n from session_events where user_id = any(${phase.users}::text[])`;
     await waitFor(async () => {
       const [now] = await primary<{ n: number }[]>`select count(*)::int as n from session_events where user_id = any(${phase.users}::text[])`;
@@ -284,7 +299,7 @@ describe("the feed served from a hot standby", () => {
     const settled = phase.subscribers.map((s) => s.deliveries.length);
     await sleep(300);
     expect(phase.subscribers.map((s) => s.deliveries.length)).toEqual(settled);
-    await standby`select pg_wal_replay_resume()`;
+    await onStandby(() => standby`select pg_wal_replay_resume()`);
     expectExactlyOnce(await phase.finish());
   });
 
@@ -292,14 +307,14 @@ describe("the feed served from a hot standby", () => {
     const userId = uniqueId("lag");
     const started = await client.startSession({ userId, recordId: uniqueId("s") });
     await group.caughtUp(group.standby);
-    await standby`select pg_wal_replay_pause()`;
+    await onStandby(() => standby`select pg_wal_replay_pause()`);
     try {
       const fresh = await client.appendSessionEvent({ sessionId: started.session!.sessionId, recordId: uniqueId("a"), type: "care.lag", source: "t" });
       const stop = new AbortController();
       const stream = watch(client, { userId, afterCursor: fresh.event!.cursor }, stop.signal);
       await sleep(400); // the standby has not replayed it: the call waits rather than failing
       expect(stream.frames).toEqual([]);
-      await standby`select pg_wal_replay_resume()`;
+      await onStandby(() => standby`select pg_wal_replay_resume()`);
       await waitFor(() => stream.frames.includes("caughtUp"), { message: "the stream to open once replay reached the cursor" });
       const next = await client.appendSessionEvent({ sessionId: started.session!.sessionId, recordId: uniqueId("a"), type: "care.lag", source: "t" });
       await waitFor(() => stream.events.length > 0);
@@ -309,7 +324,7 @@ describe("the feed served from a hot standby", () => {
 
       // Past the bound: INVALID_CURSOR; a cursor the primary never issued fails at once.
       const impatient = clientOf(await startReplica({ readReplayWaitMs: 300 }));
-      await standby`select pg_wal_replay_pause()`;
+      await onStandby(() => standby`select pg_wal_replay_pause()`);
       const later = await client.appendSessionEvent({ sessionId: started.session!.sessionId, recordId: uniqueId("a"), type: "care.lag", source: "t" });
       const t0 = performance.now();
       await expectError(firstFrame(impatient, later.event!.cursor), Code.InvalidArgument, "INVALID_CURSOR");
@@ -319,7 +334,7 @@ describe("the feed served from a hot standby", () => {
       await expectError(firstFrame(client, never), Code.InvalidArgument, "INVALID_CURSOR");
       expect(performance.now() - t1).toBeLessThan(1_000);
     } finally {
-      await standby`select pg_wal_replay_resume()`;
+      await onStandby(() => standby`select pg_wal_replay_resume()`);
     }
   });
 
@@ -331,7 +346,7 @@ describe("the feed served from a hot standby", () => {
     const feed = createFeed({ sql: primary, read, pollMs: 20, heartbeatMs: 1_000, log: pino({ level: "silent" }) });
     const userId = uniqueId("behind");
     const before = await headCursor(primary);
-    await standby`select pg_wal_replay_pause()`;
+    await onStandby(() => standby`select pg_wal_replay_pause()`);
     try {
       const sessionId = `sess_${ulid()}`;
       await insertSession(primary, userId, sessionId);
@@ -349,14 +364,14 @@ describe("the feed served from a hot standby", () => {
       })();
       await sleep(300); // the standby has none of them: nothing yet, and the stream must not move past them
       expect(delivered).toEqual([]);
-      await standby`select pg_wal_replay_resume()`;
+      await onStandby(() => standby`select pg_wal_replay_resume()`);
       await waitFor(() => delivered.length >= 3, { timeoutMs: 5_000, message: () => `the three events after replay resumed (got ${delivered.length})` });
       expect(delivered).toEqual(eventIds);
       stop.abort();
       feed.close();
       await stream;
     } finally {
-      await standby`select pg_wal_replay_resume()`;
+      await onStandby(() => standby`select pg_wal_replay_resume()`);
       feed.close();
     }
   });
@@ -389,7 +404,7 @@ describe("the feed served from a hot standby", () => {
     const started = await client.startSession({ userId, recordId: uniqueId("s") });
     await group.caughtUp(group.standby);
     const replicaReads = clientOf(await startReplica({ readConsistency: "replica" }));
-    await standby`select pg_wal_replay_pause()`;
+    await onStandby(() => standby`select pg_wal_replay_pause()`);
     const pools = createReadPools({ primary, urls: [group.standby.url], max: 2, log: pino({ level: "silent" }) });
     try {
       const appended = await client.appendSessionEvent({ sessionId: started.session!.sessionId, recordId: uniqueId("a"), type: "care.x", source: "t" });
@@ -406,11 +421,11 @@ describe("the feed served from a hot standby", () => {
       expect(fromPrimary.events.map((e) => e.eventId)).toEqual([started.event!.eventId, appended.event!.eventId]);
       const fromStandby = await replicaReads.listSessionEvents({ sessionId: started.session!.sessionId });
       expect(fromStandby.events.map((e) => e.eventId)).toEqual([started.event!.eventId]);
-      await standby`select pg_wal_replay_resume()`;
+      await onStandby(() => standby`select pg_wal_replay_resume()`);
       await group.caughtUp(group.standby);
       expect(await exported()).toEqual([started.event!.eventId, appended.event!.eventId]);
     } finally {
-      await standby`select pg_wal_replay_resume()`;
+      await onStandby(() => standby`select pg_wal_replay_resume()`);
       await pools.close();
     }
   });
