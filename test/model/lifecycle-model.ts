@@ -53,6 +53,8 @@ export interface Model {
   users: string[];
   sessions: ModelSession[];
   records: Map<string, RecordedRequest>;
+  /** Record ids an EndSession sent to a lapsed session: the proto says they are not stored, so they are free to use again. */
+  freedRecordIds: { recordId: string; sessionId: string }[];
   /** Counts issued record ids, so each new request gets a fresh one. */
   nextRecord: number;
 }
@@ -364,6 +366,7 @@ export class EndCommand implements Command {
       expect({ eventId: response.event!.eventId, seq: response.event!.seq }).toEqual(session.endEvent);
     }
     if (wasOpen) model.records.set(recordKey(session.userId, request.recordId), { method: "EndSession", request, sessionId: session.id, event: session.endEvent });
+    if (wasLapsed) model.freedRecordIds.push({ recordId: request.recordId, sessionId: session.id });
     await expectStored(real, session);
   }
   toString = () => `End(${this.target})`;
@@ -460,6 +463,29 @@ export class ReplayCommand implements Command {
   toString = () => `Replay(${this.pick})`;
 }
 
+/**
+ * Uses a record id that an EndSession on a lapsed session sent: proto
+ * EndSession, "under a system record id (the caller's `record_id` is then
+ * not stored)", so an UpdateSession with it is a new request, not
+ * RECORD_ID_REUSED.
+ */
+export class ReuseFreedRecordIdCommand implements Command {
+  constructor(readonly pick: number) {}
+  check = (model: Readonly<Model>) => model.freedRecordIds.length > 0;
+  async run(model: Model, real: Real): Promise<void> {
+    const [freed] = model.freedRecordIds.splice(this.pick % model.freedRecordIds.length, 1);
+    const session = model.sessions.find((s) => s.id === freed!.sessionId)!;
+    const request = { recordId: freed!.recordId, session: { sessionId: session.id, isTrainingData: !session.isTrainingData }, updateMask: { paths: ["is_training_data"] } };
+    const response = expectOk(await attempt(real.client.updateSession(request)));
+    session.isTrainingData = !session.isTrainingData;
+    session.events.push("session.updated");
+    expectSession(response.session, session);
+    model.records.set(recordKey(session.userId, request.recordId), { method: "UpdateSession", request, sessionId: session.id, event: null });
+    await expectStored(real, session);
+  }
+  toString = () => `ReuseFreedRecordId(${this.pick})`;
+}
+
 /** Sends a different request with a recorded record_id: ALREADY_EXISTS, RECORD_ID_REUSED, nothing written (README, Idempotency). */
 export class ChangedReplayCommand implements Command {
   constructor(readonly pick: number) {}
@@ -514,7 +540,7 @@ function call(client: SessionClient, method: RecordedRequest["method"], request:
 
 /** Creates an empty model for `users`. */
 export function emptyModel(users: string[]): Model {
-  return { users, sessions: [], records: new Map(), nextRecord: 0 };
+  return { users, sessions: [], records: new Map(), freedRecordIds: [], nextRecord: 0 };
 }
 
 /** Checks the invariant across the model's users: at most one open session each (README, Design notes, "one open session per user"). */

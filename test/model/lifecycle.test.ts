@@ -26,6 +26,7 @@ import {
   NotFoundCommand,
   PauseResumeCommand,
   ReplayCommand,
+  ReuseFreedRecordIdCommand,
   StartCommand,
   SweepCommand,
   TimePassesCommand,
@@ -82,6 +83,7 @@ const commands = [
   fc.constant(new SweepCommand()),
   fc.nat({ max: 63 }).map((pick) => new ReplayCommand(pick)),
   fc.nat({ max: 63 }).map((pick) => new ChangedReplayCommand(pick)),
+  fc.nat({ max: 7 }).map((pick) => new ReuseFreedRecordIdCommand(pick)),
 ];
 
 /** Runs one fixed sequence through the model and the service, as fast-check would. */
@@ -104,6 +106,10 @@ describe("the lifecycle model", () => {
       new UpdateCommand(0, true, true),
       new EndCommand(0),
     ]);
+  });
+
+  it("an EndSession that records a lapse does not store its record id: the id serves a new request later", async () => {
+    await runSequence([new StartCommand(0, false, false, false), new TimePassesCommand(0, false), new EndCommand(0), new ReuseFreedRecordIdCommand(0), new ReplayCommand(1)]);
   });
 
   it("paused session past its max duration: resume fails, the next start records the lapse and starts anew", async () => {
