@@ -56,20 +56,17 @@ export function jsonValid(value: JsonObject, maxBytes: number, protocol: Protoco
 }
 
 /**
- * Tells whether protobuf-es refuses to decode the value over a binary
- * protocol: JSON nested this deep exceeds its recursion limit of 100 message
- * levels (each object costs three, each array two; README, "JSON nesting"),
- * so the request is answered by connect-es before any rule runs, with
- * INTERNAL "parse binary: ... maximum recursion depth" (README, Errors: decided
- * upstream). Counted generously: anything past 90 levels may be refused.
+ * Tells whether protobuf-es may refuse to decode the value over a binary
+ * protocol: it counts about two message levels per level of JSON (Struct or
+ * ListValue, then Value) against its recursion limit of 100, so the request
+ * is answered by connect-es (or grpc-js) before any rule runs, with INTERNAL
+ * "parse binary: ... maximum recursion depth" (or "Error deserializing
+ * request"), the upstream case the README's Errors section describes.
+ * Measured here: 40 levels decode (and get INVALID_REQUEST), 50 do not; the
+ * oracle allows INTERNAL from 41 levels on, and never below.
  */
 export function binaryDecoderRefuses(value: JsonObject, protocol: Protocol): boolean {
-  const levels = (v: Json): number => {
-    if (v === null || typeof v !== "object") return 1;
-    const children = Array.isArray(v) ? v : Object.values(v);
-    return (Array.isArray(v) ? 2 : 3) + children.reduce<number>((deepest, child) => Math.max(deepest, levels(child)), 0);
-  };
-  return protocol !== "connect" && levels(value) > 90;
+  return protocol !== "connect" && depth(value) > 40;
 }
 
 function hasNonFinite(value: Json): boolean {
