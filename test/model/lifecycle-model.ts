@@ -113,6 +113,23 @@ function recordLapse(session: ModelSession): void {
   session.endEvent = null;
 }
 
+/**
+ * Sends a request once, or twice at once (`twice`: a retry racing its
+ * original, as a client whose first attempt timed out sends it). README
+ * (Idempotency): "nothing is written twice" and the retry answers like the
+ * original, so both answers must agree; the first is returned.
+ */
+async function sendOnceOrTwice<T extends { event?: SessionEvent; session?: Session }>(twice: boolean, send: () => Promise<T>) {
+  if (!twice) return attempt(send());
+  const [first, second] = await Promise.all([attempt(send()), attempt(send())]);
+  const outcome = (r: typeof first) =>
+    r.error !== null
+      ? `${Code[r.error.code]} ${r.error.findDetails(ErrorInfoSchema).map((i) => i.reason).join(",")}`
+      : `OK ${r.ok.session?.sessionId ?? ""} ${r.ok.event?.eventId ?? ""} ${r.ok.event?.seq ?? ""}`;
+  expect(outcome(second), "a retry racing its original").toBe(outcome(first));
+  return first;
+}
+
 /** Awaits a call, returning its response or its ConnectError. */
 async function attempt<T>(call: Promise<T>): Promise<{ ok: T; error: null } | { ok: null; error: ConnectError }> {
   try {
@@ -183,6 +200,7 @@ export class StartCommand implements Command {
     readonly supersede: boolean,
     readonly withMaxDuration: boolean,
     readonly trainingData: boolean,
+    readonly twice = false,
   ) {}
   check = () => true;
   async run(model: Model, real: Real): Promise<void> {
@@ -196,7 +214,7 @@ export class StartCommand implements Command {
       isTrainingData: this.trainingData,
       metadata: { n: model.nextRecord },
     };
-    const result = await attempt(real.client.startSession(request));
+    const result = await sendOnceOrTwice(this.twice, () => real.client.startSession(request));
     const open = openSession(model, userId);
     // Proto (service comment "Idle timeout"): a lapsed open session's end is recorded by "the user's next StartSession".
     if (open !== null && open.lapse !== null) recordLapse(open);
@@ -240,7 +258,7 @@ export class StartCommand implements Command {
     if (open !== null) await expectStored(real, open);
     await expectStored(real, session);
   }
-  toString = () => `Start(user ${this.user}, ${this.supersede ? "supersede" : "reject"}${this.withMaxDuration ? ", max" : ""})`;
+  toString = () => `Start(user ${this.user}, ${this.supersede ? "supersede" : "reject"}${this.withMaxDuration ? ", max" : ""}${this.twice ? ", twice at once" : ""})`;
 }
 
 /** HeartbeatSession (proto: SESSION_ENDED for ended or lapsed, SESSION_PAUSED; writes no event). */
@@ -264,12 +282,13 @@ export class AppendCommand implements Command {
   constructor(
     readonly target: number,
     readonly text: string,
+    readonly twice = false,
   ) {}
   check = (model: Readonly<Model>) => model.sessions.length > 0;
   async run(model: Model, real: Real): Promise<void> {
     const session = pickSession(model, this.target)!;
     const request = { recordId: freshRecordId(model, real), sessionId: session.id, type: "care.model", source: "model", payload: { text: this.text } };
-    const result = await attempt(real.client.appendSessionEvent(request));
+    const result = await sendOnceOrTwice(this.twice, () => real.client.appendSessionEvent(request));
     const now = effective(session);
     if (now.state === "ended") expectFailure(result, Code.FailedPrecondition, "SESSION_ENDED");
     else if (now.state === "paused") expectFailure(result, Code.FailedPrecondition, "SESSION_PAUSED");
@@ -281,7 +300,7 @@ export class AppendCommand implements Command {
     }
     await expectStored(real, session);
   }
-  toString = () => `Append(${this.target})`;
+  toString = () => `Append(${this.target}${this.twice ? ", twice at once" : ""})`;
 }
 
 /** PauseSession or ResumeSession (proto: a no-op on a session already in that state is still recorded; SESSION_ENDED). */

@@ -67,14 +67,16 @@ function setup() {
 }
 
 const target = fc.nat({ max: 7 });
-const start = fc.tuple(fc.nat({ max: USERS - 1 }), fc.boolean(), fc.boolean(), fc.boolean()).map(([user, supersede, max, training]) => new StartCommand(user, supersede, max, training));
+const start = fc
+  .tuple(fc.nat({ max: USERS - 1 }), fc.boolean(), fc.boolean(), fc.boolean(), fc.nat({ max: 3 }))
+  .map(([user, supersede, max, training, racing]) => new StartCommand(user, supersede, max, training, racing === 0));
 // Starts are listed three times: sessions must exist for most other commands to apply.
 const commands = [
   start,
   start,
   start,
   target.map((t) => new HeartbeatCommand(t)),
-  fc.tuple(target, fc.string({ maxLength: 8 })).map(([t, text]) => new AppendCommand(t, text)),
+  fc.tuple(target, fc.string({ maxLength: 8 }), fc.nat({ max: 3 })).map(([t, text, racing]) => new AppendCommand(t, text, racing === 0)),
   fc.tuple(target, fc.boolean()).map(([t, pause]) => new PauseResumeCommand(t, pause)),
   fc.tuple(target, fc.boolean(), fc.boolean()).map(([t, training, metadata]) => new UpdateCommand(t, training, metadata)),
   target.map((t) => new EndCommand(t)),
