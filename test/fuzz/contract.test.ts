@@ -9,7 +9,8 @@
  *   - a valid request never gets INVALID_ARGUMENT, except the documented
  *     semantic reasons (RESERVED_EVENT_TYPE, INVALID_PAGE_TOKEN, INVALID_CURSOR);
  *   - afterwards the database holds the invariants (one open session per
- *     user, seq dense per session, every hash chain verifies).
+ *     user, seq dense per session, every state change with its lifecycle
+ *     event, every hash chain verifies: src/service/audit.ts, as `verify`).
  *
  * FUZZ_REQUESTS (default 5,000) is the number of requests, counted across
  * all three protocols; FUZZ_SEED replays a run.
@@ -234,7 +235,7 @@ describe("fuzzing from the contract", () => {
     }
   });
 
-  it("leaves the invariants holding: one open session per user, seq dense per session, every hash chain verifies", async () => {
+  it("leaves the invariants holding: one open session per user, seq dense per session, every state change with its event, every hash chain verifies", async () => {
     const doubleOpen = await db.sql`
       select user_id
       from sessions
@@ -251,6 +252,30 @@ describe("fuzzing from the contract", () => {
       having count(e.seq) <> s.last_seq or min(e.seq) <> 1 or max(e.seq) <> s.last_seq
     `;
     expect(gaps).toEqual([]);
+    // Every state change has its event: seq 1 is session.started, an ENDED session has exactly one
+    // session.ended (an open one none), and the latest of session.paused/session.resumed matches PAUSED/ACTIVE.
+    const mismatched = await db.sql`
+      select s.session_id, s.state, first.type as first_type, ends.n as ended_events, last_pause.type as last_pause_type
+      from sessions s
+      join session_events first on first.user_id = s.user_id and first.session_id = s.session_id and first.seq = 1
+      cross join lateral (
+        select count(*)::int as n
+        from session_events e
+        where e.user_id = s.user_id and e.session_id = s.session_id and e.type = 'session.ended'
+      ) ends
+      left join lateral (
+        select e.type
+        from session_events e
+        where e.user_id = s.user_id and e.session_id = s.session_id and e.type in ('session.paused', 'session.resumed')
+        order by e.seq desc
+        limit 1
+      ) last_pause on true
+      where first.type <> 'session.started'
+        or ends.n <> (case when s.state = 'ended' then 1 else 0 end)
+        or (s.state = 'paused' and last_pause.type is distinct from 'session.paused')
+        or (s.state = 'active' and last_pause.type = 'session.paused')
+    `;
+    expect(mismatched).toEqual([]);
     const report = await verifyChains(db.sql, { sessionId: null, userId: null });
     expect(report.broken).toBeNull();
     expect(report.sessions).toBeGreaterThan(0);
