@@ -32,9 +32,10 @@ import type { Protocol } from "./contract-rules.js";
 import { invalidFields, jsonCarries, tooDeepForBinary, undecodableFields, requestCaseArbitrary, requestInit, type Pools, type RequestCase } from "./requests.js";
 
 const TOTAL = Number(process.env.FUZZ_REQUESTS ?? 5_000);
-/** A tenth of the budget goes to raw bodies, the rest to requests drawn from the contract. */
+/** A tenth of the budget goes to raw bodies, a tenth to the same request over all three protocols, the rest to requests drawn from the contract. */
 const RAW = Math.ceil(TOTAL / 10);
-const TYPED = TOTAL - RAW;
+const ALIKE_CASES = Math.ceil(TOTAL / 30);
+const TYPED = TOTAL - RAW - 3 * ALIKE_CASES;
 /** Requests in flight at once (one property run sends this many). */
 const BATCH = 8;
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
@@ -194,6 +195,36 @@ describe("fuzzing from the contract", () => {
         if (failures.length > 0) throw new Error(failures.map((f) => `${f.problem}\n    ${describeCase(f.request, f.protocol)}`).join("\n"));
       }),
       { numRuns: Math.ceil(TYPED / BATCH), seed: SEED, endOnFailure: process.env.FUZZ_SHRINK !== "on", reporter },
+    );
+  });
+
+  it(`answers ${ALIKE_CASES} requests that write nothing alike over gRPC, Connect JSON and gRPC-Web`, { timeout: 600_000 }, async () => {
+    // Requests that cannot change state (reads, and requests with an invalid field) and mean the
+    // same on every protocol (JSON can carry them, no lone surrogates, not too deep for a binary decoder).
+    const READS = new Set(["GetSession", "ListSessions", "ListSessionEvents"]);
+    const alike = requestCaseArbitrary(pools).filter((request) => {
+      const invalid = PROTOCOLS.map((protocol) => invalidFields(request, protocol).join(","));
+      const sameMeaning = jsonCarries(request) && PROTOCOLS.every((p) => undecodableFields(request, p).length === 0 && !tooDeepForBinary(request, p)) && new Set(invalid).size === 1;
+      return sameMeaning && (READS.has(request.method.name) || invalid[0] !== "") && request.method.methodKind === "unary";
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(alike, { minLength: BATCH, maxLength: BATCH }), async (cases) => {
+        const problems = await Promise.all(
+          cases.map(async (request) => {
+            const answers = await Promise.all(
+              PROTOCOLS.map(async (protocol) => {
+                const error = await send(request, protocol);
+                count(`alike ${protocol}`, error === null ? "OK" : Code[error.code]!);
+                return `${error === null ? "OK" : Code[error.code]} ${error?.findDetails(ErrorInfoSchema).map((i) => i.reason).join(",") ?? ""} [${error === null ? "" : blamedFields(error).sort().join(",")}]`;
+              }),
+            );
+            return new Set(answers).size === 1 ? null : `${PROTOCOLS.map((p, i) => `${p}: ${answers[i]}`).join(" | ")}\n    ${describeCase(request, "grpc")}`;
+          }),
+        );
+        const failures = problems.filter((problem) => problem !== null);
+        if (failures.length > 0) throw new Error(failures.join("\n"));
+      }),
+      { numRuns: Math.ceil(ALIKE_CASES / BATCH), seed: SEED, reporter },
     );
   });
 
