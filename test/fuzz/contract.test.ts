@@ -38,7 +38,8 @@ const ALIKE_CASES = Math.ceil(TOTAL / 30);
 const TYPED = TOTAL - RAW - 3 * ALIKE_CASES;
 /** Requests in flight at once (one property run sends this many). */
 const BATCH = 8;
-const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
+/** The seed of every property in the run (printed with the outcomes); FUZZ_SEED replays a run. */
+const SEED = process.env.FUZZ_SEED === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.FUZZ_SEED);
 const PROTOCOLS: Protocol[] = ["grpc", "connect", "grpc-web"];
 
 type SessionClient = Client<typeof SessionManagerService>;
@@ -312,7 +313,7 @@ describe("fuzzing from the contract", () => {
     expect(report.sessions).toBeGreaterThan(0);
     const lines = [...outcomes.entries()].sort().map(([key, n]) => `  ${key}: ${n}`);
     const total = [...outcomes.values()].reduce((a, b) => a + b, 0);
-    console.log(`fuzz: ${total} requests (${sentTyped} from the contract), ${report.sessions} sessions and ${report.events} events verified\n${lines.join("\n")}`);
+    console.log(`fuzz (FUZZ_SEED=${SEED}): ${total} requests (${sentTyped} from the contract), ${report.sessions} sessions and ${report.events} events verified\n${lines.join("\n")}`);
   });
 });
 

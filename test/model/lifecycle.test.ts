@@ -35,6 +35,7 @@ import {
 } from "./lifecycle-model.js";
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 60);
+/** The seed of the run (fast-check prints it with a failure); FUZZ_SEED replays a run. */
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
 /** Few users, so starts meet open sessions and both conflict policies matter. */
 const USERS = 2;
