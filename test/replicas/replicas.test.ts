@@ -19,6 +19,7 @@ import { comparePositions, decodeCursor, type FeedPosition } from "../../src/dom
 import { databaseUrl, openTestDatabase } from "../support/app.js";
 import { sleep, waitFor } from "../support/wait.js";
 import { checkSubscriber, printResults, type CheckResult } from "./feed-checker.js";
+import { expectExactDelivery } from "./expect-delivery.js";
 import { createSubscriber, runSubscriber, type Subscriber } from "./feed-subscriber.js";
 import { freePort, startReplica, type Replica } from "./replica-process.js";
 import { runWriter, type WriterStats } from "./session-writer.js";
@@ -241,19 +242,6 @@ async function restartReplica(name: string, url: string): Promise<Replica> {
   );
 }
 
-function expectExactDelivery(results: CheckResult[]): void {
-  for (const result of results) {
-    expect(result.expected, `${result.name}: the phase wrote nothing it should see`).toBeGreaterThan(0);
-    expect({ name: result.name, skips: result.skips, duplicates: result.duplicates, reorders: result.reorders, unexpected: result.unexpected }).toEqual({
-      name: result.name,
-      skips: 0,
-      duplicates: 0,
-      reorders: 0,
-      unexpected: 0,
-    });
-    expect(result.deliveredIds).toEqual(result.expectedIds);
-  }
-}
 
 function totalErrors(results: CheckResult[]): number {
   return results.filter((result) => result.errors !== "").length;

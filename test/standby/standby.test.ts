@@ -22,6 +22,7 @@ import { createFeed } from "../../src/feed/watch.js";
 import { exportEvents } from "../../src/service/export.js";
 import { comparePositions, decodeCursor, encodeCursor, type FeedPosition } from "../../src/domain/cursor.js";
 import { checkSubscriber, type CheckResult } from "../replicas/feed-checker.js";
+import { expectExactDelivery } from "../replicas/expect-delivery.js";
 import { createSubscriber, runSubscriber, type Subscriber } from "../replicas/feed-subscriber.js";
 import type { Replica, SessionClient } from "../replicas/replica-process.js";
 import { runWriter } from "../replicas/session-writer.js";
@@ -196,19 +197,6 @@ async function startPhase(
   };
 }
 
-function expectExactlyOnce(results: CheckResult[]): void {
-  for (const result of results) {
-    expect(result.expected, `${result.name}: nothing to check`).toBeGreaterThan(0);
-    expect({ name: result.name, skips: result.skips, duplicates: result.duplicates, reorders: result.reorders, unexpected: result.unexpected }).toEqual({
-      name: result.name,
-      skips: 0,
-      duplicates: 0,
-      reorders: 0,
-      unexpected: 0,
-    });
-    expect(result.deliveredIds).toEqual(result.expectedIds);
-  }
-}
 
 describe("the feed served from a hot standby", () => {
   let app: App;
@@ -264,7 +252,7 @@ describe("the feed served from a hot standby", () => {
     const phase = await startPhase("once", () => replicas, () => replicas, 3, [150, 400]);
     await sleep(2_500); // writers and churning watchers run
     const results = await phase.finish();
-    expectExactlyOnce(results);
+    expectExactDelivery(results);
     expect(results.reduce((n, r) => n + r.segments, 0)).toBeGreaterThan(results.length * 2);
     // Causal order: in delivery order, each session's seq is 1, 2, 3, ...
     const all = phase.subscribers.find((s) => s.name.endsWith("-all"))!;
@@ -300,7 +288,7 @@ describe("the feed served from a hot standby", () => {
     await sleep(300);
     expect(phase.subscribers.map((s) => s.deliveries.length)).toEqual(settled);
     await onStandby(() => standby`select pg_wal_replay_resume()`);
-    expectExactlyOnce(await phase.finish());
+    expectExactDelivery(await phase.finish());
   });
 
   it("waits for a lagging standby to replay a fresh write's cursor, and answers INVALID_CURSOR past READ_REPLAY_WAIT_MS", async () => {
@@ -465,7 +453,7 @@ describe("the feed served from a hot standby", () => {
     const atStop = phase.subscribers.map((s) => s.deliveries.length);
     await waitFor(() => phase.subscribers.every((s, i) => s.deliveries.length > atStop[i]! + 5), { timeoutMs: 20_000, message: "deliveries from the primary" });
     const results = await phase.finish();
-    expectExactlyOnce(results);
+    expectExactDelivery(results);
     const metrics = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`session_manager_standby_read_fallbacks_total\\{standby="127.0.0.1:${group.standby.port}"\\} [1-9]`));
     expect(metrics, metrics.split("\n").filter((line) => line.includes("standby")).join("\n")).toMatch(
@@ -499,7 +487,7 @@ describe("the feed served from a hot standby", () => {
       await sleep(1_500);
       // Watchers that started before the failover resume with their cursors on either replica.
       const results = [...(await phase.finish(promotedSql)), ...(await resumed.finish(promotedSql))];
-      expectExactlyOnce(results);
+      expectExactDelivery(results);
     } finally {
       await promotedSql.end();
     }
