@@ -1,0 +1,111 @@
+/**
+ * A TCP proxy that adds latency, standing in for `tc qdisc netem` (this
+ * machine's kernel has no sch_netem). Each replica reaches PostgreSQL through
+ * one listener; the nemesis sets a listener's one-way delay (ms, both
+ * directions) over IPC. Bytes keep their order: a chunk is released at
+ * max(arrival + delay, release time of the chunk before it). Closing either
+ * side closes the other, so a PostgreSQL restart resets the replica's
+ * connections as it would without the proxy.
+ *
+ * Run as its own process (`startLatencyProxy`) so the harness's own load
+ * never delays database traffic.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import net from "node:net";
+import { fileURLToPath } from "node:url";
+
+/** One listener: `listen` on the host, forwarding to `upstream`. */
+export interface ProxyRoute {
+  listenHost: string;
+  listenPort: number;
+  upstreamHost: string;
+  upstreamPort: number;
+}
+
+/** Messages from the harness to the proxy process. */
+type ProxyCommand = { type: "delay"; route: number; ms: number };
+
+/** Controls a running proxy process. */
+export interface LatencyProxy {
+  /** Sets route `route`'s one-way delay in ms (0: none); resolves when the proxy applied it. */
+  setDelay(route: number, ms: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts the proxy as a child process with `routes`; resolves once every listener is bound. */
+export async function startLatencyProxy(routes: ProxyRoute[]): Promise<LatencyProxy> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [JSON.stringify(routes)], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const [first] = (await Promise.race([once(child, "message"), once(child, "exit").then(() => [{ type: "exited" }])])) as [{ type: string }];
+  if (first.type !== "ready") throw new Error("the latency proxy did not start");
+  const waiting: (() => void)[] = [];
+  child.on("message", () => {
+    waiting.shift()?.();
+  });
+  return {
+    async setDelay(route, ms) {
+      const acked = new Promise<void>((resolve) => waiting.push(resolve));
+      child.send({ type: "delay", route, ms } satisfies ProxyCommand);
+      await acked;
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, "exit");
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** Forwards `from` to `to`, each chunk after `delay()` ms, in order. */
+function pipeDelayed(from: net.Socket, to: net.Socket, delay: () => number): void {
+  let lastRelease = 0;
+  from.on("data", (chunk: Buffer) => {
+    const ms = delay();
+    if (ms === 0 && lastRelease <= Date.now()) {
+      to.write(chunk);
+      return;
+    }
+    const release = Math.max(Date.now() + ms, lastRelease);
+    lastRelease = release;
+    setTimeout(() => {
+      if (!to.destroyed) to.write(chunk);
+    }, release - Date.now());
+  });
+}
+
+function serve(routes: ProxyRoute[]): void {
+  const delays = routes.map(() => 0);
+  const servers = routes.map((route, index) =>
+    net.createServer({ noDelay: true }, (client) => {
+      const upstream = net.connect({ host: route.upstreamHost, port: route.upstreamPort, noDelay: true });
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      for (const socket of [client, upstream]) {
+        socket.on("error", close);
+        socket.on("close", close);
+      }
+      pipeDelayed(client, upstream, () => delays[index]!);
+      pipeDelayed(upstream, client, () => delays[index]!);
+    }),
+  );
+  let listening = 0;
+  servers.forEach((server, index) =>
+    server.listen(routes[index]!.listenPort, routes[index]!.listenHost, () => {
+      listening += 1;
+      if (listening === servers.length) process.send!({ type: "ready" });
+    }),
+  );
+  process.on("message", (command: ProxyCommand) => {
+    delays[command.route] = command.ms;
+    process.send!({ type: "ack" });
+  });
+  process.on("disconnect", () => process.exit(0));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) serve(JSON.parse(process.argv[2]!) as ProxyRoute[]);
