@@ -72,15 +72,15 @@ const LIFECYCLE_TYPE: Record<Exclude<OpKind, "append" | "heartbeat">, string> = 
 
 const key = (userId: string, recordId: string) => `${userId}\u0000${recordId}`;
 
-/** Counts what the checker read. */
-export interface CheckedCounts {
-  sessions: number;
-  events: number;
-  requestRecords: number;
+/** The rows the checks read. */
+export interface DatabaseRows {
+  events: EventRow[];
+  sessions: SessionRow[];
+  records: RecordRow[];
 }
 
-/** Checks the database against `ops`; returns the anomalies (none when everything holds) and what it read. */
-export async function checkDatabase(sql: Sql, ops: Op[]): Promise<{ anomalies: Anomaly[]; counts: CheckedCounts }> {
+/** Reads every event (in feed order), session and request record. */
+export async function loadDatabase(sql: Sql): Promise<DatabaseRows> {
   const events = await sql<EventRow[]>`
     select user_id, session_id, seq::int as seq, tx_id::text as tx_id, id::text as id, event_id, record_id, type, payload, hash
     from session_events
@@ -95,13 +95,17 @@ export async function checkDatabase(sql: Sql, ops: Op[]): Promise<{ anomalies: A
     select user_id, record_id, session_id
     from request_records
   `;
-  const anomalies: Anomaly[] = [
-    ...checkOperations(ops, events, records),
-    ...checkOrigins(ops, events, records),
-    ...checkUserLogs(events),
-    ...checkSessions(sessions, events),
+  return { events, sessions, records };
+}
+
+/** Checks the rows against `ops`; returns the anomalies (none when everything holds). */
+export function checkDatabase(rows: DatabaseRows, ops: Op[]): Anomaly[] {
+  return [
+    ...checkOperations(ops, rows.events, rows.records),
+    ...checkOrigins(ops, rows.events, rows.records),
+    ...checkUserLogs(rows.events),
+    ...checkSessions(rows.sessions, rows.events),
   ];
-  return { anomalies, counts: { sessions: sessions.length, events: events.length, requestRecords: records.length } };
 }
 
 function group<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {

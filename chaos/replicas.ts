@@ -11,6 +11,8 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
@@ -42,6 +44,8 @@ export interface ReplicaSetOptions {
   apiKey: string;
   /** Extra environment for every replica (e.g. shorter sweeps). */
   env: Record<string, string>;
+  /** Every replica's output (warn and above) is appended to `<logDir>/r<N>.log`. */
+  logDir: string;
 }
 
 /** The replicas, by slot (one slot per namespace). */
@@ -108,6 +112,7 @@ export async function createReplicaSet(options: ReplicaSetOptions): Promise<Repl
     });
     const logs: string[] = [];
     const keep = (chunk: Buffer) => {
+      appendFileSync(join(options.logDir, `r${i + 1}.log`), chunk);
       logs.push(...chunk.toString("utf8").split("\n").filter((line) => line !== ""));
       if (logs.length > LOG_LINES_KEPT * 2) logs.splice(0, logs.length - LOG_LINES_KEPT);
     };

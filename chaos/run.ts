@@ -22,7 +22,7 @@ import { checkSubscriber, type CheckResult } from "../test/replicas/feed-checker
 import { createSubscriber, runSubscriber, type Subscriber } from "../test/replicas/feed-subscriber.js";
 import { freePort } from "../test/support/ports.js";
 import { waitFor } from "../test/support/wait.js";
-import { checkDatabase, type Anomaly } from "./checker.js";
+import { checkDatabase, loadDatabase, type Anomaly } from "./checker.js";
 import { createHistory, type Op } from "./history.js";
 import { startLatencyProxy, type LatencyProxy } from "./latency-proxy.js";
 import { createNetwork, removeNetworks, type ReplicaNet } from "./network.js";
@@ -30,6 +30,7 @@ import { FAULT_KINDS, runNemesis, type Fault } from "./nemesis.js";
 import { startChaosPostgres, type ChaosPostgres } from "./postgres.js";
 import { createApiKey, createReplicaSet, type ReplicaSet } from "./replicas.js";
 import { createRng } from "./rng.js";
+import { checkTheChecks } from "./self-check.js";
 import { APPEND_TYPES, runStorm, runWriter, type CallPolicy, type StormReport, type WorkloadContext } from "./workload.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -182,7 +183,11 @@ async function main(): Promise<number> {
   cleanups.push(() => proxy.stop());
   const apiKey = await createApiKey(postgres.url);
   const databaseUrls = nets.map((net) => postgres.url.replace(`127.0.0.1:${postgres.port}`, `${net.databaseAddress}:${PROXY_PORT}`));
+  const logDir = join(ROOT, ".data", `chaos-${seed}-logs`);
+  rmSync(logDir, { recursive: true, force: true });
+  mkdirSync(logDir, { recursive: true });
   const replicas = await createReplicaSet({
+    logDir,
     nets,
     databaseUrls,
     apiKey,
@@ -194,7 +199,7 @@ async function main(): Promise<number> {
   // Clients.
   const history = createHistory(started);
   const stopWriters = new AbortController();
-  const ctx: WorkloadContext = { replicas, history, signal: stopWriters.signal, attemptErrors: {} };
+  const ctx: WorkloadContext = { replicas, history, signal: stopWriters.signal, attemptErrors: {}, errorSamples: {} };
   const policy: CallPolicy = { attemptTimeoutMs: 2_000, budgetMs: 20_000, backoff: () => createBackoff({ initialMs: 50, maxMs: 1_000 }) };
   const users = Array.from({ length: Math.ceil(writerCount / 2) }, (_, u) => `u${u}`);
   const writing = Array.from({ length: writerCount }, (_, w) =>
@@ -263,8 +268,8 @@ async function main(): Promise<number> {
   for (const crash of replicas.crashes) anomalies.push({ kind: "replica-crash", detail: crash });
   const unfinished = history.ops.filter((op) => op.outcome === null);
   if (unfinished.length > 0) anomalies.push({ kind: "harness", detail: `${unfinished.length} operations never completed`, ops: unfinished.slice(0, 5) });
-  const database = await checkDatabase(sql, history.ops);
-  anomalies.push(...database.anomalies);
+  const rows = await loadDatabase(sql);
+  anomalies.push(...checkDatabase(rows, history.ops));
   const verify = await verifyAll(postgres.url);
   if (verify.code !== 0) anomalies.push({ kind: "verify", detail: `session-manager verify --all exited ${verify.code}: ${verify.output}` });
   const feeds: CheckResult[] = await Promise.all(subscribers.map((subscriber) => checkSubscriber(sql, subscriber)));
@@ -274,6 +279,9 @@ async function main(): Promise<number> {
     }
     if (feed.expected === 0) anomalies.push({ kind: "feed", detail: `watcher ${feed.name} (${feed.filter}) expected nothing: the check would be empty` });
   }
+  const blind = await checkTheChecks(sql, rows, history.ops, subscribers);
+  anomalies.push(...blind);
+  log(`self-check: ${blind.length === 0 ? "every planted fault was found (7 of 7)" : `${blind.length} planted faults went unnoticed`}`);
 
   // Summary.
   const faultsByKind = Object.fromEntries(FAULT_KINDS.map((kind) => [kind, nemesis.faults.filter((fault: Fault) => fault.kind === kind).length]));
@@ -287,12 +295,13 @@ async function main(): Promise<number> {
     standIns: "partitions: blackhole routes in network namespaces (no iptables/nft); latency: chaos/latency-proxy.ts (no sch_netem)",
     operations: tally(history.ops),
     attemptErrors: ctx.attemptErrors,
+    errorSamples: ctx.errorSamples,
     faultsByKind,
     faults: nemesis.faults,
     storms: nemesis.storms satisfies StormReport[],
     recovery,
     watchers: feeds.map(({ deliveredIds: _d, expectedIds: _e, ...feed }) => feed),
-    database: database.counts,
+    database: { sessions: rows.sessions.length, events: rows.events.length, requestRecords: rows.records.length },
     verify: verify.output,
     anomalies,
   };
@@ -303,13 +312,14 @@ async function main(): Promise<number> {
   console.log("\noperations by outcome:");
   console.table(summary.operations);
   console.log("attempt errors by code:", JSON.stringify(ctx.attemptErrors));
+  for (const [what, message] of Object.entries(ctx.errorSamples)) console.log(`  first ${what}: ${message}`);
   console.log("faults by kind:", JSON.stringify(faultsByKind));
   for (const storm of nemesis.storms) {
     console.log(`retry storm: ${storm.clients} clients ${storm.jitter ? "with" : "without"} jitter, outage ${storm.outageMs} ms, drained ${storm.drainMs} ms after it, ${storm.attempts} attempts; ok ${storm.ok} fail ${storm.fail} info ${storm.info}`);
   }
   console.log("recovery:", recovery.map((row) => `${row.replica} ${row.recoveryMs ?? "never"} ms`).join(", "));
   console.log(`watchers: ${feeds.map((feed) => `${feed.name} ${feed.delivered}/${feed.expected} in ${feed.segments} streams`).join("; ")}`);
-  console.log(`database: ${database.counts.sessions} sessions, ${database.counts.events} events, ${database.counts.requestRecords} request records; ${verify.output}`);
+  console.log(`database: ${summary.database.sessions} sessions, ${summary.database.events} events, ${summary.database.requestRecords} request records; ${verify.output}`);
   console.log(`\nanomalies: ${anomalies.length}`);
   for (const anomaly of anomalies.slice(0, 50)) console.log(`- [${anomaly.kind}] ${anomaly.detail}`);
   console.log(`\nseed ${seed}; summary in .data/chaos-${seed}.json; wall time ${summary.wallS} s`);

@@ -50,6 +50,8 @@ export interface WorkloadContext {
   signal: AbortSignal;
   /** Attempt errors by code name (each failed attempt, retried or not). */
   attemptErrors: Record<string, number>;
+  /** The first message of each code and operation kind that is neither a timeout nor a service answer (e.g. INTERNAL), for diagnosis. */
+  errorSamples: Record<string, string>;
 }
 
 type Attempt<T> = (client: SessionClient, timeoutMs: number) => Promise<T>;
@@ -73,6 +75,10 @@ export async function execute<T>(ctx: WorkloadContext, rng: Rng, op: Op, policy:
         last = SessionManagerError.from(thrown);
         const name = last.codeName;
         ctx.attemptErrors[name] = (ctx.attemptErrors[name] ?? 0) + 1;
+        const sample = `${op.kind} ${describe(last)}`;
+        if (!DEFINITE_CODES.has(last.code) && last.code !== Code.DeadlineExceeded && ctx.errorSamples[sample] === undefined) {
+          ctx.errorSamples[sample] = `${last.message} (replica ${replica.name}, ${client === replica.grpc ? "grpc" : "connect"}, at ${op.invokeMs} ms)`;
+        }
         if (DEFINITE_CODES.has(last.code) && last.cause.isWireError) {
           ctx.history.complete(op, "fail", { attempts, error: describe(last) });
           return { ok: false, error: last, definite: true };
