@@ -279,6 +279,14 @@ async function main(): Promise<number> {
     }
     if (feed.expected === 0) anomalies.push({ kind: "feed", detail: `watcher ${feed.name} (${feed.filter}) expected nothing: the check would be empty` });
   }
+  // Info'd operations: how many did take effect (stored) and how many did not.
+  const stored = new Set([...rows.events, ...rows.records].map((row) => `${row.user_id}\u0000${row.record_id}`));
+  const infos = history.ops.filter((op) => op.outcome === "info" && op.kind !== "heartbeat");
+  const infoStored = infos.filter((op) => stored.has(`${op.userId}\u0000${op.recordId}`)).length;
+  // Codes that are neither an answer nor a timeout/lost connection: defects of the service, not of the history.
+  const findings = Object.entries(ctx.errorSamples)
+    .filter(([what]) => / (INTERNAL|UNKNOWN|DATA_LOSS)/.test(what))
+    .map(([what, message]) => `${what}: ${message}`);
   const blind = await checkTheChecks(sql, rows, history.ops, subscribers);
   anomalies.push(...blind);
   log(`self-check: ${blind.length === 0 ? "every planted fault was found (7 of 7)" : `${blind.length} planted faults went unnoticed`}`);
@@ -296,6 +304,8 @@ async function main(): Promise<number> {
     operations: tally(history.ops),
     attemptErrors: ctx.attemptErrors,
     errorSamples: ctx.errorSamples,
+    infoOperations: { stored: infoStored, notStored: infos.length - infoStored },
+    findings,
     faultsByKind,
     faults: nemesis.faults,
     storms: nemesis.storms satisfies StormReport[],
@@ -313,6 +323,9 @@ async function main(): Promise<number> {
   console.table(summary.operations);
   console.log("attempt errors by code:", JSON.stringify(ctx.attemptErrors));
   for (const [what, message] of Object.entries(ctx.errorSamples)) console.log(`  first ${what}: ${message}`);
+  console.log(`info operations (indeterminate): ${infoStored} took effect, ${infos.length - infoStored} did not`);
+  console.log(`findings (not counted as anomalies): ${findings.length === 0 ? "none" : ""}`);
+  for (const finding of findings) console.log(`- ${finding}`);
   console.log("faults by kind:", JSON.stringify(faultsByKind));
   for (const storm of nemesis.storms) {
     console.log(`retry storm: ${storm.clients} clients ${storm.jitter ? "with" : "without"} jitter, outage ${storm.outageMs} ms, drained ${storm.drainMs} ms after it, ${storm.attempts} attempts; ok ${storm.ok} fail ${storm.fail} info ${storm.info}`);

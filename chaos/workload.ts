@@ -55,6 +55,7 @@ export interface WorkloadContext {
 }
 
 type Attempt<T> = (client: SessionClient, timeoutMs: number) => Promise<T>;
+/** `definite`: the last attempt was answered with a refusal (the operation may still be info, see `execute`). */
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: SessionManagerError; definite: boolean };
 
 /** Runs `op` to completion as the module comment says and records its outcome. */
@@ -62,6 +63,8 @@ export async function execute<T>(ctx: WorkloadContext, rng: Rng, op: Op, policy:
   const deadline = performance.now() + policy.budgetMs;
   const backoff = policy.backoff();
   let last: SessionManagerError | null = null;
+  /** An attempt ended without an answer: it may still be in flight and commit later. */
+  let inFlight = false;
   for (let attempts = 1; ; attempts += 1) {
     const alive = ctx.replicas.alive();
     if (alive.length > 0) {
@@ -80,9 +83,14 @@ export async function execute<T>(ctx: WorkloadContext, rng: Rng, op: Op, policy:
           ctx.errorSamples[sample] = `${last.message} (replica ${replica.name}, ${client === replica.grpc ? "grpc" : "connect"}, at ${op.invokeMs} ms)`;
         }
         if (DEFINITE_CODES.has(last.code) && last.cause.isWireError) {
-          ctx.history.complete(op, "fail", { attempts, error: describe(last) });
+          // A refusal proves nothing about an earlier attempt that got no answer: its request may
+          // still reach a replica and commit later (seen: a request held up by a partition committed
+          // 5 s after its deadline, after the retry was refused). Then the operation is info.
+          if (inFlight) ctx.history.complete(op, "info", { attempts, error: `${describe(last)} after an attempt without an answer` });
+          else ctx.history.complete(op, "fail", { attempts, error: describe(last) });
           return { ok: false, error: last, definite: true };
         }
+        inFlight = true;
       }
     }
     if (performance.now() >= deadline) {
