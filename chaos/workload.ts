@@ -78,7 +78,8 @@ export async function execute<T>(ctx: WorkloadContext, rng: Rng, op: Op, policy:
         last = SessionManagerError.from(thrown);
         const name = last.codeName;
         ctx.attemptErrors[name] = (ctx.attemptErrors[name] ?? 0) + 1;
-        const sample = `${op.kind} ${describe(last)}`;
+        // Errors the client's own transport raised (e.g. EPIPE to a killed replica, reported as INTERNAL) are marked: they are not answers.
+        const sample = `${op.kind} ${describe(last)}${last.cause.isWireError ? "" : " (client transport)"}`;
         if (!DEFINITE_CODES.has(last.code) && last.code !== Code.DeadlineExceeded && ctx.errorSamples[sample] === undefined) {
           ctx.errorSamples[sample] = `${last.message} (replica ${replica.name}, ${client === replica.grpc ? "grpc" : "connect"}, at ${op.invokeMs} ms)`;
         }
