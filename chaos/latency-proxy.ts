@@ -28,6 +28,8 @@ type ProxyCommand = { type: "delay"; route: number; ms: number };
 
 /** Controls a running proxy process. */
 export interface LatencyProxy {
+  /** The proxy process's pid. */
+  pid: number;
   /** Sets route `route`'s one-way delay in ms (0: none); resolves when the proxy applied it. */
   setDelay(route: number, ms: number): Promise<void>;
   stop(): Promise<void>;
@@ -46,6 +48,7 @@ export async function startLatencyProxy(routes: ProxyRoute[]): Promise<LatencyPr
     waiting.shift()?.();
   });
   return {
+    pid: child.pid!,
     async setDelay(route, ms) {
       const acked = new Promise<void>((resolve) => waiting.push(resolve));
       child.send({ type: "delay", route, ms } satisfies ProxyCommand);
@@ -105,7 +108,11 @@ function serve(routes: ProxyRoute[]): void {
     delays[command.route] = command.ms;
     process.send!({ type: "ack" });
   });
+  // Exit with the harness, also when it was SIGKILLed ("disconnect" alone was seen not to fire then).
   process.on("disconnect", () => process.exit(0));
+  setInterval(() => {
+    if (!process.connected) process.exit(0);
+  }, 1_000);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) serve(JSON.parse(process.argv[2]!) as ProxyRoute[]);

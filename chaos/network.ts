@@ -48,14 +48,25 @@ export function replicaNet(n: number): ReplicaNet {
 
 /**
  * Removes every namespace and link this harness may have left (names start
- * with smchaos-r / match smcNh); safe to call when there are none.
+ * with smchaos-r / match smcNh), killing the processes still in them; safe
+ * to call when there are none.
  */
 export function removeNetworks(): void {
   const namespaces = ip(["netns", "list"])
     .split("\n")
     .map((line) => line.split(" ")[0]!)
     .filter((name) => name.startsWith(NAMESPACE_PREFIX));
-  for (const name of namespaces) ip(["netns", "delete", name]);
+  for (const name of namespaces) {
+    // Processes of a crashed run (its replicas) would outlive their namespace.
+    for (const pid of ip(["netns", "pids", name]).split("\n").filter((line) => line !== "")) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+    ip(["netns", "delete", name]);
+  }
   for (const link of readdirSync("/sys/class/net").filter((name) => LINK.test(name))) {
     try {
       ip(["link", "delete", link]);

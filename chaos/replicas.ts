@@ -46,6 +46,8 @@ export interface ReplicaSetOptions {
   env: Record<string, string>;
   /** Every replica's output (warn and above) is appended to `<logDir>/r<N>.log`. */
   logDir: string;
+  /** Called with each replica process's pid when it starts (so a later run can kill what a crashed one left). */
+  onSpawn(pid: number): void;
 }
 
 /** The replicas, by slot (one slot per namespace). */
@@ -110,6 +112,7 @@ export async function createReplicaSet(options: ReplicaSetOptions): Promise<Repl
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    options.onSpawn(child.pid!);
     const logs: string[] = [];
     const keep = (chunk: Buffer) => {
       appendFileSync(join(options.logDir, `r${i + 1}.log`), chunk);

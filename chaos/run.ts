@@ -10,7 +10,7 @@
  * 0 anomalies.
  */
 import { execFile } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -87,10 +87,34 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-/** Kills what a crashed earlier run left: processes in its namespaces, its PostgreSQL, then the namespaces and its temp folders. */
+/** The file in a run's temp folder listing the pids of its replicas and proxy, one a line. */
+const PID_FILE = "pids";
+
+/**
+ * Kills what a crashed earlier run left, by the pids it wrote down (each
+ * checked to still be a replica or the proxy) and its PostgreSQL's
+ * postmaster.pid, then removes its temp folder and the namespaces.
+ */
 function removeLeftovers(): void {
   for (const name of readdirSync(tmpdir()).filter((entry) => entry.startsWith(TEMP_PREFIX))) {
     const dir = join(tmpdir(), name);
+    let pids: string[] = [];
+    try {
+      pids = readFileSync(join(dir, PID_FILE), "utf8").split("\n").filter((line) => line !== "");
+    } catch {
+      // it wrote none
+    }
+    for (const pid of pids) {
+      try {
+        const command = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+        if (command.includes("chaos/latency-proxy.ts") || command.includes("src/cli/index.ts")) {
+          process.kill(Number(pid), "SIGKILL");
+          log(`killed pid ${pid} of an earlier run`);
+        }
+      } catch {
+        // exited long ago
+      }
+    }
     try {
       const pid = Number(readFileSync(join(dir, "pg", "postmaster.pid"), "utf8").split("\n")[0]);
       process.kill(pid, "SIGCONT");
@@ -181,6 +205,8 @@ async function main(): Promise<number> {
     nets.map((net) => ({ listenHost: net.databaseAddress, listenPort: PROXY_PORT, upstreamHost: "127.0.0.1", upstreamPort: postgres.port })),
   );
   cleanups.push(() => proxy.stop());
+  const track = (pid: number) => appendFileSync(join(dir, PID_FILE), `${pid}\n`);
+  track(proxy.pid);
   const apiKey = await createApiKey(postgres.url);
   const databaseUrls = nets.map((net) => postgres.url.replace(`127.0.0.1:${postgres.port}`, `${net.databaseAddress}:${PROXY_PORT}`));
   const logDir = join(ROOT, ".data", `chaos-${seed}-logs`);
@@ -188,6 +214,7 @@ async function main(): Promise<number> {
   mkdirSync(logDir, { recursive: true });
   const replicas = await createReplicaSet({
     logDir,
+    onSpawn: track,
     nets,
     databaseUrls,
     apiKey,
