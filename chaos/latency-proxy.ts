@@ -63,20 +63,36 @@ export async function startLatencyProxy(routes: ProxyRoute[]): Promise<LatencyPr
   };
 }
 
-/** Forwards `from` to `to`, each chunk after `delay()` ms, in order. */
+/**
+ * Forwards `from` to `to`, each chunk after `delay()` ms, in order: one FIFO
+ * queue per direction drained by one timer. (A timer per chunk reordered
+ * chunks whose release times fell in the same millisecond from timers of
+ * different lengths, e.g. when the delay changed, and corrupted the
+ * PostgreSQL protocol stream: postgres.js then failed with ERR_OUT_OF_RANGE.)
+ */
 function pipeDelayed(from: net.Socket, to: net.Socket, delay: () => number): void {
-  let lastRelease = 0;
+  const queue: { release: number; chunk: Buffer }[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  const drain = () => {
+    timer = null;
+    const now = Date.now();
+    while (queue.length > 0 && queue[0]!.release <= now) {
+      const { chunk } = queue.shift()!;
+      if (!to.destroyed) to.write(chunk);
+    }
+    if (queue.length > 0) timer = setTimeout(drain, queue[0]!.release - now);
+  };
   from.on("data", (chunk: Buffer) => {
     const ms = delay();
-    if (ms === 0 && lastRelease <= Date.now()) {
+    if (ms === 0 && queue.length === 0) {
       to.write(chunk);
       return;
     }
-    const release = Math.max(Date.now() + ms, lastRelease);
-    lastRelease = release;
-    setTimeout(() => {
-      if (!to.destroyed) to.write(chunk);
-    }, release - Date.now());
+    queue.push({ release: Math.max(Date.now() + ms, queue.at(-1)?.release ?? 0), chunk });
+    timer ??= setTimeout(drain, queue[0]!.release - Date.now());
+  });
+  from.on("close", () => {
+    if (timer !== null) clearTimeout(timer);
   });
 }
 
