@@ -79,23 +79,30 @@ export interface DatabaseRows {
   records: RecordRow[];
 }
 
-/** Reads every event (in feed order), session and request record. */
-export async function loadDatabase(sql: Sql): Promise<DatabaseRows> {
-  const events = await sql<EventRow[]>`
-    select user_id, session_id, seq::int as seq, tx_id::text as tx_id, id::text as id, event_id, record_id, type, payload, hash
-    from session_events
-    -- the table's columns, not the text aliases above (those would sort "1000" before "762")
-    order by session_events.tx_id, session_events.id
-  `;
-  const sessions = await sql<SessionRow[]>`
-    select user_id, session_id, state, end_reason, last_seq::int as last_seq, last_hash, metadata, is_training_data
-    from sessions
-  `;
-  const records = await sql<RecordRow[]>`
-    select user_id, record_id, session_id
-    from request_records
-  `;
-  return { events, sessions, records };
+/**
+ * Reads every event (in feed order), session and request record, in one
+ * snapshot: the replicas' sweepers still end lapsed sessions while the
+ * checker reads (separate statements once saw a session's end in its row
+ * but not its session.ended event).
+ */
+export async function loadDatabase(pool: Sql): Promise<DatabaseRows> {
+  return (await pool.begin("isolation level repeatable read read only", async (sql) => {
+    const events = await sql<EventRow[]>`
+      select user_id, session_id, seq::int as seq, tx_id::text as tx_id, id::text as id, event_id, record_id, type, payload, hash
+      from session_events
+      -- the table's columns, not the text aliases above (those would sort "1000" before "762")
+      order by session_events.tx_id, session_events.id
+    `;
+    const sessions = await sql<SessionRow[]>`
+      select user_id, session_id, state, end_reason, last_seq::int as last_seq, last_hash, metadata, is_training_data
+      from sessions
+    `;
+    const records = await sql<RecordRow[]>`
+      select user_id, record_id, session_id
+      from request_records
+    `;
+    return { events, sessions, records };
+  })) as DatabaseRows;
 }
 
 /** Checks the rows against `ops`; returns the anomalies (none when everything holds). */
