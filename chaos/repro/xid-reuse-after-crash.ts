@@ -1,5 +1,10 @@
 /**
- * Reproduces the feed skip the chaos harness found (seed 5, fault
+ * Fixed in src/db/feed-repository.ts (`boundsCte`): the feed's positions no
+ * longer pass the newest event, whose commit is durable, so a reused id sorts
+ * after every cursor handed out (test/feed/horizon.test.ts). This script
+ * still exits 1: it shows what PostgreSQL does, which the fix allows for.
+ *
+ * Reproduced the feed skip the chaos harness found (seed 5, fault
  * postgres-restart): after an immediate shutdown (a crash) PostgreSQL can
  * hand out again a transaction id that it had assigned before the crash to
  * a transaction that did not commit durably (its abort record is not

@@ -109,10 +109,11 @@ function createSubscribers(group: Replica[], users: string[], typePrefix: string
 
 async function lastPosition(sql: Sql, users: string[]): Promise<FeedPosition> {
   const [row] = await sql<{ tx_id: string; id: string }[]>`
-    select tx_id::text as tx_id, id
-    from session_events
-    where user_id = any(${users}::text[])
-    order by tx_id desc, id desc
+    select e.tx_id::text as tx_id, e.id
+    from session_events as e
+    where e.user_id = any(${users}::text[])
+    -- By the xid8 column: ordered by the text alias, "1000" sorted before "762".
+    order by e.tx_id desc, e.id desc
     limit 1
   `;
   return { txId: BigInt(row!.tx_id), id: BigInt(row!.id) };
