@@ -43,7 +43,8 @@
  * waits until the standby has replayed them, then opens 10,000 streams
  * (BENCH_RECONNECT_STREAMS) at once, each with that cursor as after_cursor
  * and one user's filter, and waits until every stream sent caught_up (after
- * its user's whole backlog). It runs against the primary-reading replica,
+ * its user's whole backlog). An open the replica refuses (RESOURCE_EXHAUSTED,
+ * its load admission) is retried after 1 s, as a reconnecting client does. It runs against the primary-reading replica,
  * then the standby-reading one (same cursor, same backlog); the second table
  * gives the time from the first open to the last caught_up, events delivered
  * versus expected (per user counted in the primary after the cursor), and the
@@ -87,6 +88,8 @@ const RECONNECT_STREAMS = positiveInteger("BENCH_RECONNECT_STREAMS", 10_000);
 const RECONNECT_EVENTS = positiveInteger("BENCH_RECONNECT_EVENTS", 10_000);
 const RECONNECT_TIMEOUT_MS = 180_000;
 const APPENDS_IN_FLIGHT = 64;
+/** The reconnect scenario retries a refused open after this long (the server's RetryInfo delay). */
+const RETRY_REFUSED_MS = 1_000;
 /** 5 minutes for the default two steps, one more per further step; with a standby, the reconnect scenario's on top. */
 const OVERALL_TIMEOUT_MS = 180_000 + 60_000 * STREAM_COUNTS.length * (STANDBY ? 2 : 1) + (STANDBY ? 2 * RECONNECT_TIMEOUT_MS + 120_000 : 0);
 
@@ -322,6 +325,8 @@ async function measureFloor(rig: Rig, durationMs: number, concurrency: number): 
 /** Holds what the streams of one scenario received. */
 interface StreamState {
   caughtUp: number;
+  /** Opens refused with RESOURCE_EXHAUSTED and retried (reconnect scenario only). */
+  refused: number;
   failed: Record<string, number>;
   ids: string[];
   at: number[];
@@ -330,7 +335,7 @@ interface StreamState {
 /** Opens `count` streams (filter `userOf(i)`, "" for all), writes for WRITE_MS, and measures. */
 async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i: number) => string): Promise<Row> {
   const { managers, clients } = connect(rig, count);
-  const state: StreamState = { caughtUp: 0, failed: {}, ids: [], at: [] };
+  const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
   const stop = new AbortController();
   const opening = nowMs();
   const streams = await openStreams(clients, count, userOf, state, stop.signal);
@@ -452,6 +457,7 @@ function decodePosition(cursor: string): { txId: string; id: string } {
 interface ReconnectRow {
   scenario: string;
   open: string;
+  refused: string;
   deliveries: string;
   deliveriesPerS: string;
   serverCpu: string;
@@ -465,12 +471,12 @@ async function runReconnect(rig: Rig, scenario: string, backlog: Backlog): Promi
   const count = RECONNECT_STREAMS;
   const userOf = (i: number) => rig.userIds[i % USERS]!;
   const { managers, clients } = connect(rig, count);
-  const state: StreamState = { caughtUp: 0, failed: {}, ids: [], at: [] };
+  const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
   const stop = new AbortController();
   const tree = (pid: number | null) => (pid === null ? 0 : readTreeCpuMs(pid));
   const cpu = { server: readCpuMs(rig.serverPid), db: tree(rig.postmasterPid), standby: tree(rig.standbyPid), client: ownCpuMs() };
   const start = nowMs();
-  const streams = await openStreams(clients, count, userOf, state, stop.signal, backlog.cursor);
+  const streams = await openStreams(clients, count, userOf, state, stop.signal, backlog.cursor, true);
   const done = await waitFor(() => state.caughtUp + failures(state) >= count, RECONNECT_TIMEOUT_MS);
   const elapsed = nowMs() - start;
   const used = {
@@ -488,6 +494,7 @@ async function runReconnect(rig: Rig, scenario: string, backlog: Backlog): Promi
   return {
     scenario,
     open: `${done ? "" : "TIMEOUT "}${state.caughtUp}/${count} in ${(elapsed / 1000).toFixed(1)}s${describeFailures(state)}`,
+    refused: String(state.refused),
     deliveries: `${state.ids.length}/${expected}`,
     deliveriesPerS: ((state.ids.length * 1000) / elapsed).toFixed(0),
     serverCpu: percentAndSeconds(used.server),
@@ -505,33 +512,56 @@ async function openStreams(
   state: StreamState,
   signal: AbortSignal,
   afterCursor = "",
+  retryRefused = false,
 ): Promise<Promise<void>[]> {
   const streams: Promise<void>[] = [];
   for (let i = 0; i < count; i += 1) {
-    streams.push(consume(clients[i % clients.length]!, userOf(i), state, signal, afterCursor));
+    streams.push(consume(clients[i % clients.length]!, userOf(i), state, signal, afterCursor, retryRefused));
     if (i < clients.length) await waitFor(() => state.caughtUp + failures(state) > i, 10_000);
     else if (i % 500 === 0) await sleep(0); // let frames flow while opening
   }
   return streams;
 }
 
-async function consume(client: SessionClient, userId: string, state: StreamState, signal: AbortSignal, afterCursor = ""): Promise<void> {
+/**
+ * Reads one stream into `state`. With `retryRefused`, an open refused with RESOURCE_EXHAUSTED
+ * (TOO_MANY_STREAMS: the replica's load admission) is retried after RETRY_REFUSED_MS, the delay
+ * the server's RetryInfo asks for, as a reconnecting client does; a refusal comes before any frame.
+ */
+async function consume(
+  client: SessionClient,
+  userId: string,
+  state: StreamState,
+  signal: AbortSignal,
+  afterCursor = "",
+  retryRefused = false,
+): Promise<void> {
   let caughtUp = false;
-  try {
-    for await (const response of client.watchSessionEvents({ userId, afterCursor }, { signal })) {
-      const frame = response.frame;
-      if (frame.case === "event") {
-        state.ids.push(frame.value.eventId);
-        state.at.push(nowMs());
-      } else if (frame.case === "caughtUp" && !caughtUp) {
-        caughtUp = true;
-        state.caughtUp += 1;
+  for (;;) {
+    try {
+      for await (const response of client.watchSessionEvents({ userId, afterCursor }, { signal })) {
+        const frame = response.frame;
+        if (frame.case === "event") {
+          state.ids.push(frame.value.eventId);
+          state.at.push(nowMs());
+        } else if (frame.case === "caughtUp" && !caughtUp) {
+          caughtUp = true;
+          state.caughtUp += 1;
+        }
       }
+      return;
+    } catch (error) {
+      if (signal.aborted) return;
+      const code = ConnectError.from(error).code;
+      if (retryRefused && code === Code.ResourceExhausted) {
+        state.refused += 1;
+        await sleep(RETRY_REFUSED_MS, undefined, { signal }).catch(() => {});
+        if (signal.aborted) return;
+        continue;
+      }
+      state.failed[Code[code]] = (state.failed[Code[code]] ?? 0) + 1;
+      return;
     }
-  } catch (error) {
-    if (signal.aborted) return;
-    const code = Code[ConnectError.from(error).code];
-    state.failed[code] = (state.failed[code] ?? 0) + 1;
   }
 }
 
@@ -689,11 +719,15 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], reconnects: ReconnectR
         `${backlog.failed > 0 ? `, ${backlog.failed} failed` : ""}, ${total} events after the cursor in the primary ` +
         `(${Math.min(...backlog.perUser)} to ${Math.max(...backlog.perUser)} per user).`,
     );
-    console.log("Measured from the first open until every stream sent caught_up; %cpu of one core (cpu seconds) over that time.\n");
+    console.log(
+      `Measured from the first open until every stream sent caught_up; an open refused with RESOURCE_EXHAUSTED (load admission) is retried after ${RETRY_REFUSED_MS / 1000} s ` +
+        "(\"opens refused\" counts the refusals). %cpu of one core (cpu seconds) over that time.\n",
+    );
     printTable<ReconnectRow>(
       [
         ["scenario", "scenario"],
         ["open", "streams caught up"],
+        ["refused", "opens refused"],
         ["deliveries", "delivered/expected"],
         ["deliveriesPerS", "deliv/s"],
         ["serverCpu", "server %cpu"],
