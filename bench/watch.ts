@@ -36,6 +36,20 @@
  * adds the standby's CPU: what moving the watchers to a standby takes off
  * the primary, in one run.
  *
+ * With BENCH_STANDBY=on a second scenario follows the steps: reconnecting
+ * subscribers. The bench appends one event and keeps its cursor, appends
+ * 10,000 more (BENCH_RECONNECT_EVENTS) round-robin over the 100 users'
+ * sessions (64 calls in flight, through the service so the hash chain holds),
+ * waits until the standby has replayed them, then opens 10,000 streams
+ * (BENCH_RECONNECT_STREAMS) at once, each with that cursor as after_cursor
+ * and one user's filter, and waits until every stream sent caught_up (after
+ * its user's whole backlog). An open the replica refuses (RESOURCE_EXHAUSTED,
+ * its load admission) is retried after 1 s, as a reconnecting client does. It runs against the primary-reading replica,
+ * then the standby-reading one (same cursor, same backlog); the second table
+ * gives the time from the first open to the last caught_up, events delivered
+ * versus expected (per user counted in the primary after the cursor), and the
+ * CPU of each process over that interval.
+ *
  * Memory: server VmRSS with N subscribers attached and caught up, minus its
  * idle VmRSS (measured after the floor measurement warmed it up), divided by
  * N; not shown for the 1-stream baseline, where heap growth dwarfs it.
@@ -50,6 +64,7 @@ import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import pino from "pino";
+import postgres from "postgres";
 import { SessionManagerService } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { startEmbeddedPostgres } from "../src/db/database.js";
 import { startReplicationGroup } from "../test/standby/replication-group.js";
@@ -66,11 +81,17 @@ const STREAM_COUNTS = streamCounts(process.env.BENCH_STREAM_COUNTS ?? "1000,1000
 const DEFAULT_WATCH_STREAMS_MAX = 20_000;
 const OPEN_TIMEOUT_MS = 60_000;
 const DRAIN_TIMEOUT_MS = 15_000;
-/** 5 minutes for the default two steps, one more per further step. */
-const OVERALL_TIMEOUT_MS = 180_000 + 60_000 * STREAM_COUNTS.length;
 const CLIENT_BOUND_PERCENT = 85;
 const SERVER_BOUND_PERCENT = 80;
 const STANDBY = process.env.BENCH_STANDBY === "on";
+const RECONNECT_STREAMS = positiveInteger("BENCH_RECONNECT_STREAMS", 10_000);
+const RECONNECT_EVENTS = positiveInteger("BENCH_RECONNECT_EVENTS", 10_000);
+const RECONNECT_TIMEOUT_MS = 180_000;
+const APPENDS_IN_FLIGHT = 64;
+/** The reconnect scenario retries a refused open after this long (the server's RetryInfo delay). */
+const RETRY_REFUSED_MS = 1_000;
+/** 5 minutes for the default two steps, one more per further step; with a standby, the reconnect scenario's on top. */
+const OVERALL_TIMEOUT_MS = 180_000 + 60_000 * STREAM_COUNTS.length * (STANDBY ? 2 : 1) + (STANDBY ? 2 * RECONNECT_TIMEOUT_MS + 120_000 : 0);
 
 type SessionClient = Client<typeof SessionManagerService>;
 
@@ -83,9 +104,15 @@ function streamCounts(raw: string): number[] {
   return counts;
 }
 
+function positiveInteger(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${process.env[name]}"`);
+  return value;
+}
+
 /** The replica's admission limit: its default, or above the largest step. */
 function watchStreamsMax(): number {
-  return Math.max(DEFAULT_WATCH_STREAMS_MAX, Math.max(...STREAM_COUNTS) + 1_000);
+  return Math.max(DEFAULT_WATCH_STREAMS_MAX, Math.max(...STREAM_COUNTS, STANDBY ? RECONNECT_STREAMS : 0) + 1_000);
 }
 
 /** Holds the running pieces of the benchmark. */
@@ -173,7 +200,17 @@ async function main(): Promise<void> {
         rows.push(await guard(runScenario(standbyRig, `${name}, feed from standby`, count, (i) => rig.userIds[i % USERS]!)));
       }
     }
-    printReport(rig, floor, rows, Date.now() - began);
+    const reconnects: ReconnectRow[] = [];
+    let backlog: Backlog | null = null;
+    if (group !== null) {
+      backlog = await guard(writeBacklog(rig, group.primary.url));
+      await group.caughtUp(group.standby);
+      for (const [target, feed] of [[primaryRig, "primary"], [standbyRig!, "standby"]] as const) {
+        await sleep(2_000); // the previous streams' teardown settles
+        reconnects.push(await guard(runReconnect(target, `${RECONNECT_STREAMS.toLocaleString("en-US")} reconnecting, feed from ${feed}`, backlog)));
+      }
+    }
+    printReport(rig, floor, rows, reconnects, backlog, Date.now() - began);
   } finally {
     serverExit.catch(() => {});
     overall.catch(() => {});
@@ -288,6 +325,8 @@ async function measureFloor(rig: Rig, durationMs: number, concurrency: number): 
 /** Holds what the streams of one scenario received. */
 interface StreamState {
   caughtUp: number;
+  /** Opens refused with RESOURCE_EXHAUSTED and retried (reconnect scenario only). */
+  refused: number;
   failed: Record<string, number>;
   ids: string[];
   at: number[];
@@ -295,12 +334,8 @@ interface StreamState {
 
 /** Opens `count` streams (filter `userOf(i)`, "" for all), writes for WRITE_MS, and measures. */
 async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i: number) => string): Promise<Row> {
-  const managers = Array.from(
-    { length: Math.ceil(count / STREAMS_PER_CONNECTION) },
-    () => new Http2SessionManager(rig.baseUrl, {}, { maxSessionMemory: 1024 }),
-  );
-  const clients = managers.map((manager) => createClient(SessionManagerService, createGrpcTransport({ baseUrl: rig.baseUrl, sessionManager: manager })));
-  const state: StreamState = { caughtUp: 0, failed: {}, ids: [], at: [] };
+  const { managers, clients } = connect(rig, count);
+  const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
   const stop = new AbortController();
   const opening = nowMs();
   const streams = await openStreams(clients, count, userOf, state, stop.signal);
@@ -350,6 +385,125 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
   };
 }
 
+/** Opens the HTTP/2 connections for `count` streams, STREAMS_PER_CONNECTION each. */
+function connect(rig: Rig, count: number): { managers: Http2SessionManager[]; clients: SessionClient[] } {
+  const managers = Array.from(
+    { length: Math.ceil(count / STREAMS_PER_CONNECTION) },
+    () => new Http2SessionManager(rig.baseUrl, {}, { maxSessionMemory: 1024 }),
+  );
+  const clients = managers.map((manager) => createClient(SessionManagerService, createGrpcTransport({ baseUrl: rig.baseUrl, sessionManager: manager })));
+  return { managers, clients };
+}
+
+/** Holds the backlog of the reconnect scenario: the cursor before it and its events per user (rig.userIds order). */
+interface Backlog {
+  cursor: string;
+  perUser: number[];
+  appended: number;
+  failed: number;
+  /** How long the appends took. */
+  ms: number;
+}
+
+/**
+ * Appends one event and keeps its cursor, then RECONNECT_EVENTS events round-robin over the
+ * users' sessions (APPENDS_IN_FLIGHT calls in flight), and counts each user's events after
+ * the cursor in the primary.
+ */
+async function writeBacklog(rig: Rig, primaryUrl: string): Promise<Backlog> {
+  const client = createClient(SessionManagerService, createGrpcTransport({ baseUrl: rig.writeUrl }));
+  const runId = `backlog-${Date.now().toString(36)}`;
+  const append = (i: number) =>
+    client.appendSessionEvent(
+      { recordId: `${runId}-${i}`, sessionId: rig.sessionIds[i % USERS]!, type: "bench.backlog", source: "bench", payload: { i } },
+      { timeoutMs: 30_000 },
+    );
+  const cursor = (await append(RECONNECT_EVENTS)).event!.cursor; // the marker: one more than the backlog's 0..N-1
+  const start = nowMs();
+  let next = 0;
+  let appended = 0;
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: APPENDS_IN_FLIGHT }, async () => {
+      for (let i = next++; i < RECONNECT_EVENTS; i = next++) {
+        await append(i).then(
+          () => (appended += 1),
+          () => (failed += 1),
+        );
+      }
+    }),
+  );
+  const ms = nowMs() - start;
+  const sql = postgres(primaryUrl, { max: 1, onnotice: () => {} });
+  try {
+    const { txId, id } = decodePosition(cursor);
+    const counts = await sql<{ user_id: string; n: number }[]>`
+      select user_id, count(*)::int as n from session_events
+      where (tx_id, id) > (${txId}::xid8, ${id}::bigint) group by user_id`;
+    const byUser = new Map(counts.map((row) => [row.user_id, row.n]));
+    return { cursor, perUser: rig.userIds.map((userId) => byUser.get(userId) ?? 0), appended, failed, ms };
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Reads (tx_id, id) out of a v1 cursor, base64url("1:<tx_id>:<id>") (src/domain/cursor.ts). */
+function decodePosition(cursor: string): { txId: string; id: string } {
+  const [, txId, id] = Buffer.from(cursor, "base64url").toString("latin1").split(":");
+  return { txId: txId!, id: id! };
+}
+
+/** Holds one row of the reconnect table. */
+interface ReconnectRow {
+  scenario: string;
+  open: string;
+  refused: string;
+  deliveries: string;
+  deliveriesPerS: string;
+  serverCpu: string;
+  dbCpu: string;
+  standbyCpu: string;
+  clientCpu: string;
+}
+
+/** Opens RECONNECT_STREAMS streams after the backlog's cursor, one user each, and measures until every one has caught up. */
+async function runReconnect(rig: Rig, scenario: string, backlog: Backlog): Promise<ReconnectRow> {
+  const count = RECONNECT_STREAMS;
+  const userOf = (i: number) => rig.userIds[i % USERS]!;
+  const { managers, clients } = connect(rig, count);
+  const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
+  const stop = new AbortController();
+  const tree = (pid: number | null) => (pid === null ? 0 : readTreeCpuMs(pid));
+  const cpu = { server: readCpuMs(rig.serverPid), db: tree(rig.postmasterPid), standby: tree(rig.standbyPid), client: ownCpuMs() };
+  const start = nowMs();
+  const streams = await openStreams(clients, count, userOf, state, stop.signal, backlog.cursor, true);
+  const done = await waitFor(() => state.caughtUp + failures(state) >= count, RECONNECT_TIMEOUT_MS);
+  const elapsed = nowMs() - start;
+  const used = {
+    server: readCpuMs(rig.serverPid) - cpu.server,
+    db: tree(rig.postmasterPid) - cpu.db,
+    standby: tree(rig.standbyPid) - cpu.standby,
+    client: ownCpuMs() - cpu.client,
+  };
+  stop.abort();
+  await Promise.race([Promise.allSettled(streams), sleep(5_000)]);
+  for (const manager of managers) manager.abort();
+  let expected = 0;
+  for (let i = 0; i < count; i += 1) expected += backlog.perUser[i % USERS]!;
+  const percentAndSeconds = (ms: number) => `${((ms * 100) / elapsed).toFixed(0)}% (${(ms / 1000).toFixed(1)}s)`;
+  return {
+    scenario,
+    open: `${done ? "" : "TIMEOUT "}${state.caughtUp}/${count} in ${(elapsed / 1000).toFixed(1)}s${describeFailures(state)}`,
+    refused: String(state.refused),
+    deliveries: `${state.ids.length}/${expected}`,
+    deliveriesPerS: ((state.ids.length * 1000) / elapsed).toFixed(0),
+    serverCpu: percentAndSeconds(used.server),
+    dbCpu: percentAndSeconds(used.db),
+    standbyCpu: percentAndSeconds(used.standby),
+    clientCpu: percentAndSeconds(used.client),
+  };
+}
+
 /** Opens the streams: the first on each connection alone, so the server's SETTINGS arrive before the rest. */
 async function openStreams(
   clients: SessionClient[],
@@ -357,33 +511,57 @@ async function openStreams(
   userOf: (i: number) => string,
   state: StreamState,
   signal: AbortSignal,
+  afterCursor = "",
+  retryRefused = false,
 ): Promise<Promise<void>[]> {
   const streams: Promise<void>[] = [];
   for (let i = 0; i < count; i += 1) {
-    streams.push(consume(clients[i % clients.length]!, userOf(i), state, signal));
+    streams.push(consume(clients[i % clients.length]!, userOf(i), state, signal, afterCursor, retryRefused));
     if (i < clients.length) await waitFor(() => state.caughtUp + failures(state) > i, 10_000);
     else if (i % 500 === 0) await sleep(0); // let frames flow while opening
   }
   return streams;
 }
 
-async function consume(client: SessionClient, userId: string, state: StreamState, signal: AbortSignal): Promise<void> {
+/**
+ * Reads one stream into `state`. With `retryRefused`, an open refused with RESOURCE_EXHAUSTED
+ * (TOO_MANY_STREAMS: the replica's load admission) is retried after RETRY_REFUSED_MS, the delay
+ * the server's RetryInfo asks for, as a reconnecting client does; a refusal comes before any frame.
+ */
+async function consume(
+  client: SessionClient,
+  userId: string,
+  state: StreamState,
+  signal: AbortSignal,
+  afterCursor = "",
+  retryRefused = false,
+): Promise<void> {
   let caughtUp = false;
-  try {
-    for await (const response of client.watchSessionEvents({ userId }, { signal })) {
-      const frame = response.frame;
-      if (frame.case === "event") {
-        state.ids.push(frame.value.eventId);
-        state.at.push(nowMs());
-      } else if (frame.case === "caughtUp" && !caughtUp) {
-        caughtUp = true;
-        state.caughtUp += 1;
+  for (;;) {
+    try {
+      for await (const response of client.watchSessionEvents({ userId, afterCursor }, { signal })) {
+        const frame = response.frame;
+        if (frame.case === "event") {
+          state.ids.push(frame.value.eventId);
+          state.at.push(nowMs());
+        } else if (frame.case === "caughtUp" && !caughtUp) {
+          caughtUp = true;
+          state.caughtUp += 1;
+        }
       }
+      return;
+    } catch (error) {
+      if (signal.aborted) return;
+      const code = ConnectError.from(error).code;
+      if (retryRefused && code === Code.ResourceExhausted) {
+        state.refused += 1;
+        await sleep(RETRY_REFUSED_MS, undefined, { signal }).catch(() => {});
+        if (signal.aborted) return;
+        continue;
+      }
+      state.failed[Code[code]] = (state.failed[Code[code]] ?? 0) + 1;
+      return;
     }
-  } catch (error) {
-    if (signal.aborted) return;
-    const code = Code[ConnectError.from(error).code];
-    state.failed[code] = (state.failed[code] ?? 0) + 1;
   }
 }
 
@@ -486,7 +664,16 @@ function postmasterOf(pgDir: string): number {
   return Number(readFileSync(join(pgDir, "postmaster.pid"), "utf8").split("\n")[0]);
 }
 
-function printReport(rig: Rig, floor: Floor, rows: Row[], elapsedMs: number): void {
+/** Prints rows as a table with a header line, each column as wide as its widest cell. */
+function printTable<T extends object>(headers: [keyof T, string][], rows: T[]): void {
+  const widths = headers.map(([key, title]) => Math.max(title.length, ...rows.map((row) => String(row[key]).length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ");
+  console.log(line(headers.map(([, title]) => title)));
+  console.log(line(widths.map((width) => "-".repeat(width))));
+  for (const row of rows) console.log(line(headers.map(([key]) => String(row[key]))));
+}
+
+function printReport(rig: Rig, floor: Floor, rows: Row[], reconnects: ReconnectRow[], backlog: Backlog | null, elapsedMs: number): void {
   const headers: [keyof Row, string][] = [
     ["scenario", "scenario"],
     ["open", "streams caught up"],
@@ -503,8 +690,6 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], elapsedMs: number): vo
     ["rss", "server RSS MiB"],
     ["rssPerStream", "KiB/stream"],
   ];
-  const widths = headers.map(([key, title]) => Math.max(title.length, ...rows.map((row) => String(row[key]).length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ");
   console.log(`\nWatchSessionEvents benchmark (node ${process.version}, ${cpus().length} cores, ${STANDBY ? "a primary and a hot standby; per step one replica reading the feed from each" : "one replica, embedded PostgreSQL"})`);
   console.log(
     `writes: ${RATE}/s for ${WRITE_MS / 1000}s per row over ${USERS} users; streams: gRPC, ${STREAMS_PER_CONNECTION} per HTTP/2 connection; ` +
@@ -514,9 +699,7 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], elapsedMs: number): vo
     `framework floor: GetSession ${floor.rps.toFixed(0)} calls/s (64 in flight, 1 connection; server ${floor.serverCpu.toFixed(0)}% cpu, client ${floor.clientCpu.toFixed(0)}% cpu)`,
   );
   console.log(`server idle RSS: ${(rig.idleRssKb / 1024).toFixed(0)} MiB\n`);
-  console.log(line(headers.map(([, title]) => title)));
-  console.log(line(widths.map((width) => "-".repeat(width))));
-  for (const row of rows) console.log(line(headers.map(([key]) => String(row[key]))));
+  printTable(headers, rows);
   console.log(
     "\nlatency: stream yielded the event minus AppendSessionEvent returned (writer process; same clock). %cpu: of one core over the write+drain window.",
   );
@@ -527,6 +710,33 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], elapsedMs: number): vo
     if (Number(row.clientCpu) >= CLIENT_BOUND_PERCENT) {
       console.log(`note: "${row.scenario}": the client process used ${row.clientCpu}% of a core; it is (near) the bottleneck, so latency includes client-side queueing.`);
     }
+  }
+  if (backlog !== null) {
+    const total = backlog.perUser.reduce((sum, n) => sum + n, 0);
+    console.log(
+      `\nreconnecting: ${RECONNECT_STREAMS.toLocaleString("en-US")} streams opened at once with the same after_cursor, 1 of ${USERS} users each; ` +
+        `backlog: ${backlog.appended}/${RECONNECT_EVENTS} appends ok in ${(backlog.ms / 1000).toFixed(1)}s (${APPENDS_IN_FLIGHT} in flight)` +
+        `${backlog.failed > 0 ? `, ${backlog.failed} failed` : ""}, ${total} events after the cursor in the primary ` +
+        `(${Math.min(...backlog.perUser)} to ${Math.max(...backlog.perUser)} per user).`,
+    );
+    console.log(
+      `Measured from the first open until every stream sent caught_up; an open refused with RESOURCE_EXHAUSTED (load admission) is retried after ${RETRY_REFUSED_MS / 1000} s ` +
+        "(\"opens refused\" counts the refusals). %cpu of one core (cpu seconds) over that time.\n",
+    );
+    printTable<ReconnectRow>(
+      [
+        ["scenario", "scenario"],
+        ["open", "streams caught up"],
+        ["refused", "opens refused"],
+        ["deliveries", "delivered/expected"],
+        ["deliveriesPerS", "deliv/s"],
+        ["serverCpu", "server %cpu"],
+        ["dbCpu", "primary pg %cpu"],
+        ["standbyCpu", "standby pg %cpu"],
+        ["clientCpu", "client %cpu"],
+      ],
+      reconnects,
+    );
   }
   console.log(`total time ${(elapsedMs / 1000).toFixed(0)}s`);
 }
