@@ -32,7 +32,8 @@ const RETRYABLE_CODES = new Set([
   "23505", // unique_violation: a concurrent writer won; re-reading gives the answer
 ]);
 
-function codeOf(error: unknown): string {
+/** Returns the error's `code` (SQLSTATE, errno name or postgres.js code), or "". */
+export function codeOf(error: unknown): string {
   return typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
 }
 
@@ -49,6 +50,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 
 function syscallOf(error: unknown): string {
   return typeof error === "object" && error !== null && "syscall" in error ? String(error.syscall) : "";
+}
+
+/**
+ * Tells whether a hot standby cancelled the statement to let replay continue
+ * ("canceling statement due to conflict with recovery": SQLSTATE 40001, seen
+ * on PostgreSQL 18); src/db/read-pools.ts retries such reads.
+ */
+export function isRecoveryConflict(error: unknown): boolean {
+  return codeOf(error) === "40001" && /conflict with recovery/i.test(error instanceof Error ? error.message : "");
 }
 
 /** Tells whether running the same transaction again may succeed. */

@@ -29,7 +29,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { openDatabase, type Sql } from "./database.js";
-import { isDatabaseUnavailable } from "./errors.js";
+import { codeOf, isDatabaseUnavailable, isRecoveryConflict } from "./errors.js";
 
 /** Runs one read (one or more statements outside any transaction of the caller) on some node and returns its result. */
 export type ReadOn = <T>(work: (sql: Sql) => Promise<T>) => Promise<T>;
@@ -76,7 +76,6 @@ export interface ReadPools {
 export const DOWN_RECHECK_MS = 1_000;
 const CONFLICT_ATTEMPTS = 5;
 const DATABASE_DROPPED = "57P04";
-const SERIALIZATION_FAILURE = "40001";
 
 interface Node {
   name: string;
@@ -84,11 +83,6 @@ interface Node {
   standby: boolean;
   downUntil: number;
   fallbacks: number;
-}
-
-/** Tells whether a standby cancelled the statement (or session) to let replay continue. */
-export function isRecoveryConflict(error: unknown): boolean {
-  return codeOf(error) === SERIALIZATION_FAILURE && /conflict with recovery/i.test(error instanceof Error ? error.message : "");
 }
 
 /** Creates the standby pools; with no URLs, `read` runs every read on the primary exactly as before. */
@@ -184,8 +178,4 @@ function hostOf(url: string): string {
   } catch {
     return "standby";
   }
-}
-
-function codeOf(error: unknown): string {
-  return typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
 }

@@ -17,7 +17,8 @@ import { SessionManagerService } from "../../gen/sessionmanager/v1/session_manag
 import type { App } from "../../src/app.js";
 import type { Config } from "../../src/config.js";
 import type { Sql } from "../../src/db/database.js";
-import { createReadPools, isRecoveryConflict, type ReadOn } from "../../src/db/read-pools.js";
+import { isRecoveryConflict } from "../../src/db/errors.js";
+import { createReadPools, type ReadOn } from "../../src/db/read-pools.js";
 import { createFeed } from "../../src/feed/watch.js";
 import { exportEvents } from "../../src/service/export.js";
 import { comparePositions, decodeCursor, encodeCursor, type FeedPosition } from "../../src/domain/cursor.js";
