@@ -180,10 +180,11 @@ export async function expectStored(real: Real, session: ModelSession): Promise<v
   const { session: got } = await real.client.getSession({ sessionId: session.id });
   expectSession(got, session);
   const rows = await real.sql<{ seq: string; type: string }[]>`
-    select seq::text as seq, type
-    from session_events
-    where session_id = ${session.id}
-    order by seq
+    select e.seq::text as seq, e.type
+    from session_events as e
+    where e.session_id = ${session.id}
+    -- By the bigint column: ordered by the text alias, "10" sorted before "2".
+    order by e.seq
   `;
   expect(rows.map((row) => row.type), `events of ${session.id}`).toEqual(session.events);
   expect(rows.map((row) => Number(row.seq))).toEqual(session.events.map((_, i) => i + 1));
