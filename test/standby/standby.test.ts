@@ -138,7 +138,7 @@ async function standbyHas(eventIds: string[]): Promise<number> {
 /** The events' position in the feed (read on the primary). */
 async function lastPosition(users: string[], sql: Sql = primary): Promise<FeedPosition | null> {
   const [row] = await sql<{ tx_id: string; id: string }[]>`
-    select tx_id::text as tx_id, id from session_events where user_id = any(${users}::text[]) order by tx_id desc, id desc limit 1
+    select e.tx_id::text as tx_id, e.id from session_events as e where e.user_id = any(${users}::text[]) order by e.tx_id desc, e.id desc limit 1
   `;
   return row === undefined ? null : { txId: BigInt(row.tx_id), id: BigInt(row.id) };
 }
