@@ -62,10 +62,18 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import postgres from "postgres";
-import { SessionManagerService } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
+import {
+  SessionManagerService,
+  WatchSessionEventsRequestSchema,
+  WatchSessionEventsResponseSchema,
+  type WatchSessionEventsRequest,
+  type WatchSessionEventsResponse,
+} from "../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { startEmbeddedPostgres } from "../src/db/database.js";
 import { startReplicationGroup } from "../test/standby/replication-group.js";
 import { nowMs, ownCpuMs, quantile, readCpuMs, readRssKb } from "./proc-stats.js";
@@ -334,11 +342,11 @@ interface StreamState {
 
 /** Opens `count` streams (filter `userOf(i)`, "" for all), writes for WRITE_MS, and measures. */
 async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i: number) => string): Promise<Row> {
-  const { managers, clients } = connect(rig, count);
+  const channels = connect(rig, count);
   const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
   const stop = new AbortController();
   const opening = nowMs();
-  const streams = await openStreams(clients, count, userOf, state, stop.signal);
+  const streams = await openStreams(channels, count, userOf, state, stop.signal);
   const opened = await waitFor(() => state.caughtUp + failures(state) >= count, OPEN_TIMEOUT_MS);
   const openMs = nowMs() - opening;
   await sleep(1_000);
@@ -363,7 +371,7 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
 
   stop.abort();
   await Promise.race([Promise.allSettled(streams), sleep(5_000)]);
-  for (const manager of managers) manager.abort();
+  for (const channel of channels) channel.close();
   const latencies = latenciesOf(state, acked);
   const lastAt = state.at.at(-1) ?? start;
   return {
@@ -385,15 +393,25 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
   };
 }
 
-/** Opens the HTTP/2 connections for `count` streams, STREAMS_PER_CONNECTION each. */
-function connect(rig: Rig, count: number): { managers: Http2SessionManager[]; clients: SessionClient[] } {
-  const managers = Array.from(
+/**
+ * Opens the HTTP/2 connections for `count` streams, STREAMS_PER_CONNECTION each: one grpc-js
+ * channel per connection (a local subchannel pool, so channels do not share one). The
+ * subscribers use @grpc/grpc-js, the cheapest Node gRPC client, so that the client process,
+ * which shares the machine's cores with the replica, stays off the critical path as long as it can.
+ */
+function connect(rig: Rig, count: number): Channel[] {
+  const target = new URL(rig.baseUrl).host;
+  return Array.from(
     { length: Math.ceil(count / STREAMS_PER_CONNECTION) },
-    () => new Http2SessionManager(rig.baseUrl, {}, { maxSessionMemory: 1024 }),
+    () => new grpc.Client(target, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
   );
-  const clients = managers.map((manager) => createClient(SessionManagerService, createGrpcTransport({ baseUrl: rig.baseUrl, sessionManager: manager })));
-  return { managers, clients };
 }
+
+type Channel = grpc.Client;
+
+const WATCH_PATH = `/${SessionManagerService.typeName}/${SessionManagerService.method.watchSessionEvents.name}`;
+const serializeWatch = (request: WatchSessionEventsRequest) => Buffer.from(toBinary(WatchSessionEventsRequestSchema, request));
+const deserializeWatch = (bytes: Buffer) => fromBinary(WatchSessionEventsResponseSchema, bytes);
 
 /** Holds the backlog of the reconnect scenario: the cursor before it and its events per user (rig.userIds order). */
 interface Backlog {
@@ -470,13 +488,13 @@ interface ReconnectRow {
 async function runReconnect(rig: Rig, scenario: string, backlog: Backlog): Promise<ReconnectRow> {
   const count = RECONNECT_STREAMS;
   const userOf = (i: number) => rig.userIds[i % USERS]!;
-  const { managers, clients } = connect(rig, count);
+  const channels = connect(rig, count);
   const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
   const stop = new AbortController();
   const tree = (pid: number | null) => (pid === null ? 0 : readTreeCpuMs(pid));
   const cpu = { server: readCpuMs(rig.serverPid), db: tree(rig.postmasterPid), standby: tree(rig.standbyPid), client: ownCpuMs() };
   const start = nowMs();
-  const streams = await openStreams(clients, count, userOf, state, stop.signal, backlog.cursor);
+  const streams = await openStreams(channels, count, userOf, state, stop.signal, backlog.cursor);
   const done = await waitFor(() => state.caughtUp + failures(state) >= count, RECONNECT_TIMEOUT_MS);
   const elapsed = nowMs() - start;
   const used = {
@@ -487,7 +505,7 @@ async function runReconnect(rig: Rig, scenario: string, backlog: Backlog): Promi
   };
   stop.abort();
   await Promise.race([Promise.allSettled(streams), sleep(5_000)]);
-  for (const manager of managers) manager.abort();
+  for (const channel of channels) channel.close();
   let expected = 0;
   for (let i = 0; i < count; i += 1) expected += backlog.perUser[i % USERS]!;
   const percentAndSeconds = (ms: number) => `${((ms * 100) / elapsed).toFixed(0)}% (${(ms / 1000).toFixed(1)}s)`;
@@ -506,7 +524,7 @@ async function runReconnect(rig: Rig, scenario: string, backlog: Backlog): Promi
 
 /** Opens the streams: the first on each connection alone, so the server's SETTINGS arrive before the rest. */
 async function openStreams(
-  clients: SessionClient[],
+  channels: Channel[],
   count: number,
   userOf: (i: number) => string,
   state: StreamState,
@@ -515,8 +533,8 @@ async function openStreams(
 ): Promise<Promise<void>[]> {
   const streams: Promise<void>[] = [];
   for (let i = 0; i < count; i += 1) {
-    streams.push(consume(clients[i % clients.length]!, userOf(i), state, signal, afterCursor));
-    if (i < clients.length) await waitFor(() => state.caughtUp + failures(state) > i, 10_000);
+    streams.push(consume(channels[i % channels.length]!, userOf(i), state, signal, afterCursor));
+    if (i < channels.length) await waitFor(() => state.caughtUp + failures(state) > i, 10_000);
     else if (i % 500 === 0) await sleep(0); // let frames flow while opening
   }
   return streams;
@@ -526,19 +544,18 @@ async function openStreams(
  * Reads one stream into `state`. An open refused with RESOURCE_EXHAUSTED (TOO_MANY_STREAMS: the
  * replica's load admission while thousands of streams open at once) is retried after
  * RETRY_REFUSED_MS, the delay the server's RetryInfo asks for, as the clients do; a refusal comes
- * before any frame.
+ * before any frame. Resolves when the stream ends or `signal` cancels it.
  */
-async function consume(
-  client: SessionClient,
-  userId: string,
-  state: StreamState,
-  signal: AbortSignal,
-  afterCursor = "",
-): Promise<void> {
+function consume(channel: Channel, userId: string, state: StreamState, signal: AbortSignal, afterCursor = ""): Promise<void> {
+  const request = create(WatchSessionEventsRequestSchema, { userId, afterCursor });
   let caughtUp = false;
-  for (;;) {
-    try {
-      for await (const response of client.watchSessionEvents({ userId, afterCursor }, { signal })) {
+  return new Promise((resolve) => {
+    const open = () => {
+      if (signal.aborted) return resolve();
+      const call = channel.makeServerStreamRequest(WATCH_PATH, serializeWatch, deserializeWatch, request, new grpc.Metadata(), {});
+      const cancel = () => call.cancel();
+      signal.addEventListener("abort", cancel, { once: true });
+      call.on("data", (response: WatchSessionEventsResponse) => {
         const frame = response.frame;
         if (frame.case === "event") {
           state.ids.push(frame.value.eventId);
@@ -547,21 +564,23 @@ async function consume(
           caughtUp = true;
           state.caughtUp += 1;
         }
-      }
-      return;
-    } catch (error) {
-      if (signal.aborted) return;
-      const code = ConnectError.from(error).code;
-      if (code === Code.ResourceExhausted) {
-        state.refused += 1;
-        await sleep(RETRY_REFUSED_MS, undefined, { signal }).catch(() => {});
-        if (signal.aborted) return;
-        continue;
-      }
-      state.failed[Code[code]] = (state.failed[Code[code]] ?? 0) + 1;
-      return;
-    }
-  }
+      });
+      call.on("error", () => {}); // the status below says what happened
+      call.on("status", (status: grpc.StatusObject) => {
+        signal.removeEventListener("abort", cancel);
+        if (status.code === grpc.status.OK || signal.aborted) return resolve();
+        if (status.code === grpc.status.RESOURCE_EXHAUSTED) {
+          state.refused += 1;
+          setTimeout(open, RETRY_REFUSED_MS);
+          return;
+        }
+        const name = Code[status.code as number as Code] ?? String(status.code);
+        state.failed[name] = (state.failed[name] ?? 0) + 1;
+        resolve();
+      });
+    };
+    open();
+  });
 }
 
 /** Runs one write period in the writer process and collects its acknowledgements. */

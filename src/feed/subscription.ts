@@ -4,7 +4,10 @@
  *
  * Positions mean (see src/domain/cursor.ts):
  * - `position`: every row at or before it was handed to the stream (queued or
- *   yielded) or skipped by its filter; nothing after it was.
+ *   yielded) or skipped by its filter; nothing after it was. While the stream
+ *   is attached it IS the tail reader's tail (read through the function given
+ *   to `attach`): the fan-out touches only the streams a page has frames for,
+ *   and every other attached stream skips the page by not being touched.
  * - `cursor()`: the stream's resume point as its client sees it: everything
  *   at or before it was yielded or skipped, nothing after it was yielded.
  *   It equals `position` when the queue is empty.
@@ -45,13 +48,17 @@ export interface Subscriber {
    * @throws Error if attached: the fan-out alone moves an attached stream.
    */
   advance(position: FeedPosition): void;
-  /** Joins the fan-out; the tail reader calls it only when `position` equals its tail. */
-  attach(): void;
   /**
-   * Queues the fan-out's frames for the range ending at `after` and moves
-   * `position` there. Returns false, changing nothing, if they do not fit.
+   * Joins the fan-out; the tail reader calls it only when `position` equals
+   * its tail. From then on `position` is `tail()`.
    */
-  offer(batch: EventFrame[], after: FeedPosition): boolean;
+  attach(tail: () => FeedPosition): void;
+  /**
+   * Queues the fan-out's frames of the range the tail reader is about to
+   * move its tail over (call it before the tail moves). Returns false,
+   * changing nothing, if they do not fit.
+   */
+  offer(batch: readonly EventFrame[]): boolean;
   /**
    * Leaves the fan-out: drops the queue and rewinds `position` to the resume
    * point, so table reads continue exactly after the last yielded frame.
@@ -77,22 +84,24 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
   const { filter, capacity } = options;
   let frames: EventFrame[] = [];
   let head = 0;
+  // While detached: the position. While attached the position is `tailOf()`.
   let position = options.position;
-  let attached = false;
+  let tailOf: (() => FeedPosition) | null = null;
   // The resume point while the queue is not empty (see the module comment).
   let mark = options.position;
   let waiter: (() => void) | null = null;
 
+  const here = () => (tailOf === null ? position : tailOf());
   const queued = () => frames.length - head;
-  const cursor = () => (head === frames.length ? position : mark);
+  const cursor = () => (head === frames.length ? here() : mark);
 
   return {
     filter,
     get position() {
-      return position;
+      return here();
     },
     get attached() {
-      return attached;
+      return tailOf !== null;
     },
     cursor,
     queued,
@@ -107,26 +116,25 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
     },
 
     advance(to) {
-      if (attached) throw new Error("an attached subscriber moves only with the fan-out");
+      if (tailOf !== null) throw new Error("an attached subscriber moves only with the fan-out");
       position = to;
     },
 
-    attach() {
-      attached = true;
+    attach(tail) {
+      tailOf = tail;
     },
 
-    offer(batch, after) {
+    offer(batch) {
       if (queued() + batch.length > capacity) return false;
-      if (batch.length > 0 && head === frames.length) mark = position;
-      frames.push(...batch);
-      position = after;
+      if (batch.length > 0 && head === frames.length) mark = here();
+      for (const frame of batch) frames.push(frame);
       return true;
     },
 
     detach() {
       position = cursor();
       [frames, head] = [[], 0];
-      attached = false;
+      tailOf = null;
     },
 
     wait(ms, signal) {

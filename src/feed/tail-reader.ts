@@ -11,14 +11,16 @@
  *   range's rows to the attached subscribers (`fanOut`).
  * - A subscriber is attached only while its `position` equals `tail`
  *   (`tryAttach` checks it; a read may be in flight, which then covers
- *   (position, after] for it too). So each range reaches each attached
- *   subscriber exactly once, and starts exactly where it stands.
+ *   (position, after] for it too), and from then on its position IS `tail`
+ *   (see src/feed/subscription.ts). So each range reaches each attached
+ *   subscriber exactly once, and starts exactly where it stands. The fan-out
+ *   visits only the subscribers a page has rows for (an index by the
+ *   filter's user): the cost of a page is its deliveries, not the number of
+ *   streams.
  * - A detached subscriber reads the table from its own position with its own
  *   filter, bounded by `tail`: catch-up and live are the same cursor-driven
  *   read, and the fan-out only spares the repeated queries.
  * - Overflow (queue full) detaches and rewinds to the stream's resume point.
- * The fan-out re-checks `position === before` and detaches on a mismatch, so
- * a bug here falls back to table reads instead of delivering a wrong range.
  */
 import type { Logger } from "pino";
 import type { Sql } from "../db/database.js";
@@ -81,7 +83,11 @@ export function createTailReader(options: TailReaderOptions): TailReader {
   const { sql, pollMs, pageSize, channel, log } = options;
   const read = options.read ?? readOnPrimary(sql);
   const subscribers = new Set<Subscriber>();
+  // Every subscriber is in exactly one of these: `detached`, or `attached` under its filter's user (null: any user).
+  const detached = new Set<Subscriber>();
+  const attached = new Map<string | null, Set<Subscriber>>();
   let tail: FeedPosition | null = null;
+  const currentTail = (): FeedPosition => tail!;
   let reading = false;
   let again = false;
   let closed = false;
@@ -107,7 +113,7 @@ export function createTailReader(options: TailReaderOptions): TailReader {
       } else {
         // Detached streams read on their own, so the error reaches them.
         log.error({ err: error }, "feed tail read failed");
-        for (const sub of subscribers) detach(sub);
+        detachAll();
       }
     } finally {
       reading = false;
@@ -133,34 +139,58 @@ export function createTailReader(options: TailReaderOptions): TailReader {
     }
   }
 
+  /** Hands the rows of (before, after] to the attached subscribers that want them, then moves the tail. */
   function fanOut(before: FeedPosition, after: FeedPosition, page: FeedPage): void {
-    // Rows after `before` may be pruned: attached streams re-read and fail with CURSOR_EXPIRED.
-    const pruned = comparePositions(before, page.watermark) < 0;
-    const frames: EventFrame[] = page.events.map((event) => ({ kind: "event", event, cursor: encodeCursor(event.position) }));
-    const candidates = framesByUser(frames);
-    for (const sub of subscribers) {
-      if (!sub.attached) continue;
-      if (pruned || comparePositions(sub.position, before) !== 0) {
-        detach(sub);
-      } else if (!sub.offer(matching(sub, frames, candidates), after)) {
-        overflows++;
-        detach(sub);
-      } else if (sub.queued() > 0) {
-        sub.wake();
+    if (comparePositions(before, page.watermark) < 0) {
+      // Rows after `before` may be pruned: attached streams re-read and fail with CURSOR_EXPIRED.
+      detachAll();
+    } else if (page.events.length > 0) {
+      const frames: EventFrame[] = page.events.map((event) => ({ kind: "event", event, cursor: encodeCursor(event.position) }));
+      for (const [userId, own] of framesByUser(frames)) {
+        for (const sub of attached.get(userId) ?? NO_SUBSCRIBERS) deliver(sub, own);
       }
+      for (const sub of attached.get(null) ?? NO_SUBSCRIBERS) deliver(sub, frames);
     }
     tail = after;
     wakeDetached();
   }
 
+  /** Offers `sub` the frames of `pool` that pass its filter; a full queue detaches it. */
+  function deliver(sub: Subscriber, pool: EventFrame[]): void {
+    const { filter } = sub;
+    const narrower = filter.sessionId !== null || filter.types.length > 0 || filter.typePrefixes.length > 0;
+    const batch = narrower ? pool.filter((frame) => matchesFilter(filter, frame.event)) : pool;
+    if (batch.length === 0) return;
+    if (sub.offer(batch)) {
+      sub.wake();
+    } else {
+      overflows++;
+      detach(sub);
+    }
+  }
+
+  function detachAll(): void {
+    for (const subs of attached.values()) for (const sub of subs) detach(sub);
+  }
+
   function detach(sub: Subscriber): void {
-    if (sub.attached) sub.detach();
+    if (sub.attached) {
+      sub.detach(); // before the tail moves: it rewinds to what the stream has yielded
+      unindex(sub);
+      detached.add(sub);
+    }
     sub.wake();
+  }
+
+  function unindex(sub: Subscriber): void {
+    const subs = attached.get(sub.filter.userId);
+    subs?.delete(sub);
+    if (subs?.size === 0) attached.delete(sub.filter.userId);
   }
 
   // Detached streams wait for the tail when they are ahead of it.
   function wakeDetached(): void {
-    for (const sub of subscribers) if (!sub.attached) sub.wake();
+    for (const sub of detached) sub.wake();
   }
 
   return {
@@ -170,21 +200,30 @@ export function createTailReader(options: TailReaderOptions): TailReader {
 
     add(sub: Subscriber): void {
       subscribers.add(sub);
+      detached.add(sub);
       wakeUps.start();
       wake();
     },
 
     remove(sub: Subscriber): void {
       subscribers.delete(sub);
-      if (sub.attached) sub.detach();
+      detached.delete(sub);
+      if (sub.attached) {
+        sub.detach();
+        unindex(sub);
+      }
       if (subscribers.size > 0) return;
       wakeUps.stop();
       if (!reading) tail = null;
     },
 
     tryAttach(sub: Subscriber): boolean {
-      if (tail === null || sub.queued() > 0 || comparePositions(sub.position, tail) !== 0) return false;
-      sub.attach();
+      if (tail === null || sub.attached || sub.queued() > 0 || comparePositions(sub.position, tail) !== 0) return false;
+      sub.attach(currentTail);
+      detached.delete(sub);
+      const subs = attached.get(sub.filter.userId);
+      if (subs) subs.add(sub);
+      else attached.set(sub.filter.userId, new Set([sub]));
       return true;
     },
 
@@ -192,7 +231,7 @@ export function createTailReader(options: TailReaderOptions): TailReader {
       const queues = [...subscribers].map((sub) => sub.queued());
       return {
         subscribers: subscribers.size,
-        attached: [...subscribers].filter((sub) => sub.attached).length,
+        attached: subscribers.size - detached.size,
         queuedFrames: queues.reduce((sum, n) => sum + n, 0),
         maxQueuedFrames: Math.max(0, ...queues),
         overflows,
@@ -207,7 +246,7 @@ export function createTailReader(options: TailReaderOptions): TailReader {
   };
 }
 
-const NO_FRAMES: readonly EventFrame[] = [];
+const NO_SUBSCRIBERS: ReadonlySet<Subscriber> = new Set();
 
 /** Groups a page's frames by user once, so a stream filtered by user only looks at its own. */
 function framesByUser(frames: EventFrame[]): Map<string, EventFrame[]> {
@@ -218,10 +257,4 @@ function framesByUser(frames: EventFrame[]): Map<string, EventFrame[]> {
     else byUser.set(frame.event.userId, [frame]);
   }
   return byUser;
-}
-
-/** Returns the frames of a page that pass a stream's filter (most streams filter by user). */
-function matching(sub: Subscriber, frames: EventFrame[], byUser: Map<string, EventFrame[]>): EventFrame[] {
-  const pool = sub.filter.userId === null ? frames : (byUser.get(sub.filter.userId) ?? NO_FRAMES);
-  return pool.length === 0 ? [] : pool.filter((frame) => matchesFilter(sub.filter, frame.event));
 }

@@ -8,7 +8,7 @@ import type { FeedPosition } from "../../src/domain/cursor.js";
 import { encodeCursor } from "../../src/domain/cursor.js";
 import type { SessionEvent } from "../../src/domain/session.js";
 import { EVERYTHING } from "../../src/feed/filter.js";
-import { createSubscriber, type EventFrame } from "../../src/feed/subscription.js";
+import { createSubscriber, type EventFrame, type Subscriber } from "../../src/feed/subscription.js";
 import { waitFor } from "../support/wait.js";
 
 const START: FeedPosition = { txId: 100n, id: 0n };
@@ -39,10 +39,27 @@ function frame(id: number): EventFrame {
   return { kind: "event", event, cursor: encodeCursor(event.position) };
 }
 
-function subscriber(capacity = 4) {
+/** Each test subscriber's tail: what the tail reader's tail would be. */
+const tails = new WeakMap<Subscriber, { at: FeedPosition }>();
+
+/** Creates a subscriber attached to a tail of its own at START. */
+function subscriber(capacity = 4): Subscriber {
   const sub = createSubscriber({ filter: EVERYTHING, position: START, capacity });
-  sub.attach();
+  const tail = { at: START };
+  tails.set(sub, tail);
+  sub.attach(() => tail.at);
   return sub;
+}
+
+/**
+ * Hands over the frames of the range ending at `after` as the tail reader
+ * does: offer them, then move the tail (the reader detaches a subscriber
+ * whose offer was refused before it moves the tail, so the tail stays here).
+ */
+function offer(sub: Subscriber, batch: EventFrame[], after: FeedPosition): boolean {
+  if (!sub.offer(batch)) return false;
+  tails.get(sub)!.at = after;
+  return true;
 }
 
 function takeAll(sub: ReturnType<typeof subscriber>): string[] {
@@ -52,25 +69,25 @@ function takeAll(sub: ReturnType<typeof subscriber>): string[] {
 }
 
 describe("subscriber queue", () => {
-  it("queues an offer within capacity and moves its position to the end of the range", () => {
+  it("queues an offer within capacity; its position is the tail, at the end of the range", () => {
     const sub = subscriber(4);
-    expect(sub.offer([frame(1), frame(2)], at(3))).toBe(true);
+    expect(offer(sub, [frame(1), frame(2)], at(3))).toBe(true);
     expect(sub.queued()).toBe(2);
     expect(sub.position).toEqual(at(3));
     // An empty range still moves the position: its rows were skipped by the filter.
-    expect(sub.offer([], at(5))).toBe(true);
+    expect(offer(sub, [], at(5))).toBe(true);
     expect(sub.queued()).toBe(2);
     expect(sub.position).toEqual(at(5));
     // Exactly full is still within capacity.
-    expect(sub.offer([frame(6), frame(7)], at(7))).toBe(true);
+    expect(offer(sub, [frame(6), frame(7)], at(7))).toBe(true);
     expect(sub.queued()).toBe(4);
     expect(sub.position).toEqual(at(7));
   });
 
   it("refuses an offer over capacity and changes nothing", () => {
     const sub = subscriber(3);
-    expect(sub.offer([frame(1), frame(2)], at(2))).toBe(true);
-    expect(sub.offer([frame(3), frame(4)], at(4))).toBe(false);
+    expect(offer(sub, [frame(1), frame(2)], at(2))).toBe(true);
+    expect(offer(sub, [frame(3), frame(4)], at(4))).toBe(false);
     expect(sub.queued()).toBe(2);
     expect(sub.position).toEqual(at(2));
     expect(sub.cursor()).toEqual(START);
@@ -80,8 +97,8 @@ describe("subscriber queue", () => {
   it("yields frames in order; the cursor follows the last taken frame, and equals the position once empty", () => {
     const sub = subscriber(4);
     expect(sub.cursor()).toEqual(START);
-    sub.offer([frame(1), frame(2)], at(2));
-    sub.offer([frame(4)], at(9));
+    offer(sub, [frame(1), frame(2)], at(2));
+    offer(sub, [frame(4)], at(9));
     // Nothing yielded yet: the resume point is still the start.
     expect(sub.cursor()).toEqual(START);
     expect(sub.take()?.event.eventId).toBe("evt-1");
@@ -95,13 +112,13 @@ describe("subscriber queue", () => {
     expect(sub.cursor()).toEqual(at(9));
     expect(sub.take()).toBeUndefined();
     // A new offer after the queue ran empty resumes from the position it had then.
-    sub.offer([frame(10)], at(10));
+    offer(sub, [frame(10)], at(10));
     expect(sub.cursor()).toEqual(at(9));
   });
 
   it("detach drops the queue and rewinds to the last yielded frame, so nothing queued is lost", () => {
     const sub = subscriber(4);
-    sub.offer([frame(1), frame(2), frame(3)], at(5));
+    offer(sub, [frame(1), frame(2), frame(3)], at(5));
     expect(sub.take()?.event.eventId).toBe("evt-1");
     sub.detach();
     expect(sub.attached).toBe(false);
@@ -114,7 +131,7 @@ describe("subscriber queue", () => {
 
   it("detach before anything was yielded rewinds to the start", () => {
     const sub = subscriber(4);
-    sub.offer([frame(1), frame(2)], at(2));
+    offer(sub, [frame(1), frame(2)], at(2));
     sub.detach();
     expect(sub.position).toEqual(START);
     expect(sub.queued()).toBe(0);
