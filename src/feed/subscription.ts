@@ -64,10 +64,17 @@ export interface Subscriber {
    * point, so table reads continue exactly after the last yielded frame.
    */
   detach(): void;
-  /** Waits until `wake`, `ms` or `signal`, whichever comes first. */
-  wait(ms: number, signal: AbortSignal): Promise<void>;
+  /**
+   * Waits until `wake`, `ms` or the stream's signal, whichever comes first.
+   * One wait at a time (the stream's loop). Cheap when woken early, which is
+   * the common case for a stream at the tail: the timer stays armed and the
+   * next wait reuses it, so a frame costs no timer of its own.
+   */
+  wait(ms: number): Promise<void>;
   /** Ends a pending `wait`. */
   wake(): void;
+  /** Stops the timer and the abort listener; the stream has ended. */
+  close(): void;
 }
 
 /** Configures `createSubscriber`. */
@@ -77,11 +84,13 @@ export interface SubscriberOptions {
   position: FeedPosition;
   /** Most frames the queue may hold before the stream is detached. */
   capacity: number;
+  /** The stream's signal: its abort ends a pending `wait`, and every later one at once. */
+  signal: AbortSignal;
 }
 
 /** Creates a subscriber: detached, with an empty queue. */
 export function createSubscriber(options: SubscriberOptions): Subscriber {
-  const { filter, capacity } = options;
+  const { filter, capacity, signal } = options;
   let frames: EventFrame[] = [];
   let head = 0;
   // While detached: the position. While attached the position is `tailOf()`.
@@ -90,6 +99,29 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
   // The resume point while the queue is not empty (see the module comment).
   let mark = options.position;
   let waiter: (() => void) | null = null;
+  // The pending wait ends at `deadline` (performance.now() ms); the timer fires at `timerAt`, not later.
+  let deadline = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let timerAt = Infinity;
+
+  const wake = (): void => {
+    const resolve = waiter;
+    waiter = null;
+    resolve?.();
+  };
+  const arm = (ms: number): void => {
+    timerAt = performance.now() + ms;
+    timer = setTimeout(onTimer, ms);
+  };
+  function onTimer(): void {
+    timer = null;
+    timerAt = Infinity;
+    if (waiter === null) return;
+    const left = deadline - performance.now();
+    if (left <= 0) wake();
+    else arm(left);
+  }
+  signal.addEventListener("abort", wake, { once: true });
 
   const here = () => (tailOf === null ? position : tailOf());
   const queued = () => frames.length - head;
@@ -137,23 +169,26 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
       tailOf = null;
     },
 
-    wait(ms, signal) {
+    wait(ms) {
       if (signal.aborted) return Promise.resolve();
+      deadline = performance.now() + Math.max(0, ms);
+      if (timer === null) arm(Math.max(0, ms));
+      else if (timerAt > deadline + 1) {
+        clearTimeout(timer);
+        arm(Math.max(0, ms));
+      }
       return new Promise((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", done);
-          if (waiter === done) waiter = null;
-          resolve();
-        };
-        const timer = setTimeout(done, Math.max(0, ms));
-        signal.addEventListener("abort", done, { once: true });
-        waiter = done;
+        waiter = resolve;
       });
     },
 
-    wake() {
-      waiter?.();
+    wake,
+
+    close() {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      signal.removeEventListener("abort", wake);
+      wake();
     },
   };
 }

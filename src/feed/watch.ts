@@ -106,23 +106,100 @@ export function createFeed(options: FeedOptions): Feed {
   const batchSize = options.batchSize ?? 500;
   const capacity = options.queueFrames ?? 1000;
   const maxStreams = options.maxStreams ?? 20_000;
-  let streams = 0;
-  const closing = new AbortController();
+  // The open streams, and whether `close` ended them.
+  const streams = new Set<Subscriber>();
+  let starting = 0;
+  let closed = false;
   const reader = createTailReader({ sql, read, pollMs, pageSize: batchSize, channel: options.notifyChannel ?? null, log });
 
+  /**
+   * One generator per stream, with no generators below it: every frame
+   * passes each generator level as promise turns, and with 10,000 streams
+   * those turns were most of the fan-out's CPU. No AbortSignal.any either
+   * (composite signals cost a refresh per listener change): the stream
+   * checks its own signal and `closed`, and `close` wakes it.
+   */
   async function* watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame> {
     // Admission control: a full replica refuses new streams rather than let
     // fan-out starve the writes that share its event loop.
-    if (streams >= maxStreams) throw tooManyStreams(maxStreams);
-    streams++;
+    if (streams.size + starting >= maxStreams) throw tooManyStreams(maxStreams);
+    starting++;
+    const { sub, horizon, accepted } = await start(query, signal).finally(() => starting--);
+    streams.add(sub);
+    reader.add(sub);
     try {
-      yield* admitted(query, signal);
+      // caught_up: every event of a transaction below the start horizon has been delivered.
+      const caughtUpAt = positionBelowHorizon(horizon);
+      let caughtUp = false;
+      let nudged = false;
+      let lastFrameAt = Date.now();
+      while (!signal.aborted && !closed) {
+        if (!caughtUp && comparePositions(sub.cursor(), caughtUpAt) >= 0) {
+          caughtUp = true;
+          lastFrameAt = Date.now();
+          yield { kind: "caught_up", cursor: encodeCursor(sub.cursor()) };
+          continue;
+        }
+        const frame = sub.take();
+        if (frame !== undefined) {
+          lastFrameAt = Date.now();
+          yield frame;
+          continue;
+        }
+        const idleMs = heartbeatMs - (Date.now() - lastFrameAt);
+        if (idleMs <= 0) {
+          lastFrameAt = Date.now();
+          yield { kind: "heartbeat", cursor: encodeCursor(sub.cursor()) };
+          continue;
+        }
+        if (sub.attached || reader.tryAttach(sub)) {
+          await sub.wait(idleMs);
+          continue;
+        }
+        const tail = reader.tail();
+        if (tail === null || comparePositions(sub.position, tail) > 0) {
+          // Ahead of the tail (a live start, or a cursor from another replica): the next read passes it.
+          // Ask for that read once, not per wait: a cursor from the future would otherwise spin it.
+          if (!nudged) reader.wake();
+          nudged = true;
+          await sub.wait(Math.min(idleMs, pollMs));
+          continue;
+        }
+        const page = await catchUpPage(sub, tail, accepted, signal);
+        if (page === null) continue;
+        for (const event of page.events) {
+          sub.advance(event.position);
+          lastFrameAt = Date.now();
+          yield { kind: "event", event, cursor: encodeCursor(event.position) };
+        }
+        // A short page read everything up to the tail, or up to the horizon of the node that
+        // answered if that is lower (a fallback to a standby further behind): that range is done.
+        // Never backwards: rows up to the position were delivered already.
+        if (page.events.length < batchSize) {
+          const done = minPosition(tail, positionBelowHorizon(page.horizon));
+          if (comparePositions(done, sub.position) > 0) sub.advance(done);
+          else if (page.events.length === 0) await sub.wait(pollMs); // that node must replay first
+        }
+      }
     } finally {
-      streams--;
+      reader.remove(sub);
+      streams.delete(sub);
+      sub.close();
+    }
+    // A client's cancel or deadline ends the stream quietly; only shutdown is an error.
+    if (closed && !signal.aborted) {
+      throw new DomainError("SERVER_SHUTTING_DOWN", "the server is shutting down; resume on another replica with the last cursor");
     }
   }
 
-  async function* admitted(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame> {
+  /**
+   * Checks the stream's cursor against the read node's bounds and creates
+   * its subscriber. `horizon` is the start horizon (caught_up comes once
+   * everything below it was delivered); `accepted` the retention watermark
+   * the stream starts under: only a prune during the stream (a newer
+   * watermark past its position) can remove rows it has not read.
+   */
+  async function start(query: WatchQuery, signal: AbortSignal): Promise<{ sub: Subscriber; horizon: bigint; accepted: FeedPosition }> {
     let afterCursor = query.afterCursor === "" ? null : decodeCursor(query.afterCursor);
     let bounds: FeedBounds;
     try {
@@ -139,78 +216,8 @@ export function createFeed(options: FeedOptions): Feed {
     if (afterCursor !== null && comparePositions(afterCursor, bounds.watermark) < 0) throw cursorExpired(bounds.watermark);
     // from_beginning means everything retained: rows of kept sessions below the watermark too.
     const position = afterCursor ?? (query.fromBeginning ? FEED_START : positionBelowHorizon(bounds.horizon));
-    const sub = createSubscriber({ filter: toFilter(query), position, capacity });
-    const stop = AbortSignal.any([signal, closing.signal]);
-    reader.add(sub);
-    try {
-      // caught_up: every event of a transaction below the start horizon has been delivered.
-      yield* stream(sub, positionBelowHorizon(bounds.horizon), bounds.watermark, stop);
-    } finally {
-      reader.remove(sub);
-    }
-    // A client's cancel or deadline ends the stream quietly; only shutdown is an error.
-    if (closing.signal.aborted && !signal.aborted) {
-      throw new DomainError("SERVER_SHUTTING_DOWN", "the server is shutting down; resume on another replica with the last cursor");
-    }
-  }
-
-  /**
-   * Streams frames for `sub`. `accepted` is the watermark the stream started
-   * under: only a prune during the stream (a newer watermark past its
-   * position) can remove rows it has not read.
-   */
-  async function* stream(sub: Subscriber, caughtUpAt: FeedPosition, accepted: FeedPosition, stop: AbortSignal): AsyncGenerator<WatchFrame> {
-    let caughtUp = false;
-    let nudged = false;
-    let lastFrameAt = Date.now();
-    while (!stop.aborted) {
-      if (!caughtUp && comparePositions(sub.cursor(), caughtUpAt) >= 0) {
-        caughtUp = true;
-        lastFrameAt = Date.now();
-        yield { kind: "caught_up", cursor: encodeCursor(sub.cursor()) };
-        continue;
-      }
-      const frame = sub.take();
-      if (frame !== undefined) {
-        lastFrameAt = Date.now();
-        yield frame;
-        continue;
-      }
-      const idleMs = heartbeatMs - (Date.now() - lastFrameAt);
-      if (idleMs <= 0) {
-        lastFrameAt = Date.now();
-        yield { kind: "heartbeat", cursor: encodeCursor(sub.cursor()) };
-        continue;
-      }
-      if (sub.attached || reader.tryAttach(sub)) {
-        await sub.wait(idleMs, stop);
-        continue;
-      }
-      const tail = reader.tail();
-      if (tail === null || comparePositions(sub.position, tail) > 0) {
-        // Ahead of the tail (a live start, or a cursor from another replica): the next read passes it.
-        // Ask for that read once, not per wait: a cursor from the future would otherwise spin it.
-        if (!nudged) reader.wake();
-        nudged = true;
-        await sub.wait(Math.min(idleMs, pollMs), stop);
-        continue;
-      }
-      const page = await catchUpPage(sub, tail, accepted, stop);
-      if (page === null) continue;
-      for (const event of page.events) {
-        sub.advance(event.position);
-        lastFrameAt = Date.now();
-        yield { kind: "event", event, cursor: encodeCursor(event.position) };
-      }
-      // A short page read everything up to the tail, or up to the horizon of the node that
-      // answered if that is lower (a fallback to a standby further behind): that range is done.
-      // Never backwards: rows up to the position were delivered already.
-      if (page.events.length < batchSize) {
-        const done = minPosition(tail, positionBelowHorizon(page.horizon));
-        if (comparePositions(done, sub.position) > 0) sub.advance(done);
-        else if (page.events.length === 0) await sub.wait(pollMs, stop); // that node must replay first
-      }
-    }
+    const sub = createSubscriber({ filter: toFilter(query), position, capacity, signal });
+    return { sub, horizon: bounds.horizon, accepted: bounds.watermark };
   }
 
   /**
@@ -241,15 +248,15 @@ export function createFeed(options: FeedOptions): Feed {
   }
 
   /** Reads the stream's next rows, up to the tail; null after a transient failure. */
-  async function catchUpPage(sub: Subscriber, tail: FeedPosition, accepted: FeedPosition, stop: AbortSignal): Promise<FeedPage | null> {
+  async function catchUpPage(sub: Subscriber, tail: FeedPosition, accepted: FeedPosition, signal: AbortSignal): Promise<FeedPage | null> {
     let page: FeedPage;
     try {
       page = await read((ex) => readFeed(ex, sub.position, sub.filter, batchSize, tail));
     } catch (error) {
-      if (stop.aborted) return null;
+      if (signal.aborted || closed) return null;
       if (!isDatabaseUnavailable(error)) throw toDomainError(error);
       log.warn({ err: error }, "feed read failed; retrying");
-      await sub.wait(pollMs, stop);
+      await sub.wait(pollMs);
       return null;
     }
     // Retention moved past the stream while it ran: rows it has not read may be gone.
@@ -263,7 +270,8 @@ export function createFeed(options: FeedOptions): Feed {
     wake: reader.wake,
     stats: () => reader.stats(),
     close() {
-      closing.abort();
+      closed = true;
+      for (const sub of streams) sub.wake();
       reader.close();
     },
   };

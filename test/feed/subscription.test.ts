@@ -43,8 +43,8 @@ function frame(id: number): EventFrame {
 const tails = new WeakMap<Subscriber, { at: FeedPosition }>();
 
 /** Creates a subscriber attached to a tail of its own at START. */
-function subscriber(capacity = 4): Subscriber {
-  const sub = createSubscriber({ filter: EVERYTHING, position: START, capacity });
+function subscriber(capacity = 4, signal = new AbortController().signal): Subscriber {
+  const sub = createSubscriber({ filter: EVERYTHING, position: START, capacity, signal });
   const tail = { at: START };
   tails.set(sub, tail);
   sub.attach(() => tail.at);
@@ -158,38 +158,69 @@ describe("subscriber wait", () => {
   }
 
   it("ends on wake; a wake with nobody waiting does not end the next wait", async () => {
-    const sub = subscriber();
     const controller = new AbortController();
-    const wait = sub.wait(LONG_MS, controller.signal);
+    const sub = subscriber(4, controller.signal);
+    const wait = sub.wait(LONG_MS);
     expect(await settled(wait)).toBe("pending");
     sub.wake();
     expect(await settled(wait)).toBe("wait");
     sub.wake();
-    const next = sub.wait(LONG_MS, controller.signal);
+    const next = sub.wait(LONG_MS);
     expect(await settled(next)).toBe("pending");
     controller.abort();
     await next;
   });
 
   it("ends on abort, and at once if already aborted", async () => {
-    const sub = subscriber();
     const controller = new AbortController();
-    const wait = sub.wait(LONG_MS, controller.signal);
+    const sub = subscriber(4, controller.signal);
+    const wait = sub.wait(LONG_MS);
     expect(await settled(wait)).toBe("pending");
     controller.abort();
     expect(await settled(wait)).toBe("wait");
-    expect(await settled(sub.wait(LONG_MS, controller.signal))).toBe("wait");
+    expect(await settled(sub.wait(LONG_MS))).toBe("wait");
   });
 
   it("ends on its timeout", async () => {
-    const sub = subscriber();
     const controller = new AbortController();
+    const sub = subscriber(4, controller.signal);
     let ended = false;
     // Neither wake nor abort happens: only the 5 ms timeout can end it.
-    void sub.wait(5, controller.signal).then(() => {
+    void sub.wait(5).then(() => {
       ended = true;
     });
     await waitFor(() => ended, { timeoutMs: 5_000, message: "the wait to end by its timeout" });
     expect(controller.signal.aborted).toBe(false);
+  });
+
+  it("after a wake, a shorter wait still ends by its own timeout (the long wait's timer is not reused for it)", async () => {
+    const sub = subscriber();
+    const first = sub.wait(LONG_MS);
+    sub.wake();
+    await first;
+    let ended = false;
+    void sub.wait(5).then(() => {
+      ended = true;
+    });
+    await waitFor(() => ended, { timeoutMs: 5_000, message: "the short wait to end by its timeout" });
+  });
+
+  it("after a wake, a longer wait does not end when the short wait's timer fires", async () => {
+    const sub = subscriber();
+    const first = sub.wait(5);
+    sub.wake();
+    await first;
+    const began = performance.now();
+    await sub.wait(150);
+    // The 5 ms timer is still armed and fires first; the wait must outlast it to its own 150 ms.
+    expect(performance.now() - began).toBeGreaterThanOrEqual(145);
+  });
+
+  it("close ends a pending wait", async () => {
+    const sub = subscriber();
+    const wait = sub.wait(LONG_MS);
+    expect(await settled(wait)).toBe("pending");
+    sub.close();
+    expect(await settled(wait)).toBe("wait");
   });
 });

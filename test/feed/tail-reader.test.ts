@@ -32,7 +32,7 @@ function startReader(): TailReader {
 }
 
 function subscriberFor(userId: string, position: FeedPosition, capacity = 100): Subscriber {
-  return createSubscriber({ filter: toFilter({ userId, sessionId: "", types: [] }), position, capacity });
+  return createSubscriber({ filter: toFilter({ userId, sessionId: "", types: [] }), position, capacity, signal: new AbortController().signal });
 }
 
 /** Wakes `reader` until its tail has reached `position`; returns the tail. */
