@@ -144,6 +144,8 @@ interface Row {
   streams: number;
   open: string;
   writes: string;
+  appendP50: string;
+  appendP99: string;
   deliveries: string;
   deliveriesPerS: string;
   p50: string;
@@ -373,12 +375,15 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
   await Promise.race([Promise.allSettled(streams), sleep(5_000)]);
   for (const channel of channels) channel.close();
   const latencies = latenciesOf(state, acked);
+  const appendLatencies = Float64Array.from(acks, (ack) => ack[3] - ack[2]).sort();
   const lastAt = state.at.at(-1) ?? start;
   return {
     scenario,
     streams: count,
     open: `${opened ? "" : "TIMEOUT "}${state.caughtUp}/${count} in ${(openMs / 1000).toFixed(1)}s${state.refused > 0 ? ` (${state.refused} refused opens retried)` : ""}${describeFailures(state)}`,
     writes: `${done.acked}/${done.sent}${done.failed > 0 ? ` (failed ${Object.entries(done.failures).map(([code, n]) => `${code}:${n}`).join(" ")})` : ""}`,
+    appendP50: quantile(appendLatencies, 0.5).toFixed(1),
+    appendP99: quantile(appendLatencies, 0.99).toFixed(1),
     deliveries: `${latencies.length}/${expected}`,
     deliveriesPerS: ((latencies.length * 1000) / Math.max(1, lastAt - start)).toFixed(0),
     p50: quantile(latencies, 0.5).toFixed(1),
@@ -696,6 +701,8 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], reconnects: ReconnectR
     ["scenario", "scenario"],
     ["open", "streams caught up"],
     ["writes", "appends ok"],
+    ["appendP50", "append p50 ms"],
+    ["appendP99", "append p99 ms"],
     ["deliveries", "delivered/expected"],
     ["deliveriesPerS", "deliv/s"],
     ["p50", "p50 ms"],
@@ -719,7 +726,7 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], reconnects: ReconnectR
   console.log(`server idle RSS: ${(rig.idleRssKb / 1024).toFixed(0)} MiB\n`);
   printTable(headers, rows);
   console.log(
-    "\nlatency: stream yielded the event minus AppendSessionEvent returned (writer process; same clock). %cpu: of one core over the write+drain window.",
+    "\nappend: AppendSessionEvent sent to answered, in the writer process (successful calls). latency: stream yielded the event minus AppendSessionEvent returned (writer process; same clock). %cpu: of one core over the write+drain window.",
   );
   for (const row of rows) {
     if (Number(row.serverCpu) >= SERVER_BOUND_PERCENT) {

@@ -16,7 +16,7 @@ import { fromBinary, toBinary, type DescMessage, type DescMethod } from "@bufbui
 import {
   Code,
   ConnectError,
-  createHandlerContext,
+  createContextValues,
   createServiceImplSpec,
   type ConnectRouter,
   type HandlerContext,
@@ -216,11 +216,17 @@ function drained(call: grpc.ServerWritableStream<unknown, unknown> | grpc.Server
 }
 
 /**
- * Builds the Connect handler context of a grpc-js call: its signal aborts on
- * cancel or deadline. No shutdown signal is linked in: the feed and health
- * end their streams on shutdown themselves, and linking every call to one
- * shared signal costs O(open calls) per call (with 10,000 open streams it
- * took ~8% of a replica's CPU in bench:watch).
+ * Builds the Connect handler context of a grpc-js call: the fields
+ * connect-es's `createHandlerContext` sets, with ONE AbortController that
+ * aborts on cancel or deadline. (`createHandlerContext` links three: a
+ * deadline controller, a linked one, and ours for cancel, each with its
+ * listeners: about 1.5 KiB per open WatchSessionEvents stream and a share
+ * of every call's CPU.) The reasons are connect-es's: Canceled for the
+ * client's cancel, DeadlineExceeded "the operation timed out". No shutdown
+ * signal is linked in: the feed and health end their streams on shutdown
+ * themselves, and linking every call to one shared signal costs O(open
+ * calls) per call (with 10,000 open streams it took ~8% of a replica's CPU
+ * in bench:watch).
  *
  * `settle` is for a call whose answer is ready: grpc-js emits "cancelled"
  * after EVERY call, answered ones included (it notifies cancellation once it
@@ -230,33 +236,35 @@ function drained(call: grpc.ServerWritableStream<unknown, unknown> | grpc.Server
  * the deadline timer instead.
  */
 function contextFor(method: DescMethod, call: AnyCall): { context: HandlerContext; settle(): void } {
-  const cancel = new AbortController();
-  const onCancel = () => cancel.abort(new ConnectError("canceled by the client", Code.Canceled));
+  const controller = new AbortController();
+  const onCancel = () => controller.abort(new ConnectError("canceled by the client", Code.Canceled));
   (call as NodeJS.EventEmitter).once("cancelled", onCancel);
-  const deadline = call.getDeadline();
-  const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  const timeoutMs = Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
-  // Pairs, not a Headers: createHandlerContext copies requestHeader into a Headers of its own.
-  const header: [string, string][] = [["content-type", "application/grpc"]];
+  const at = call.getDeadline();
+  const deadline = at instanceof Date ? at.getTime() : Number.isFinite(at) ? at : undefined;
+  const timer =
+    deadline === undefined ? undefined : setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, deadline - Date.now()));
+  const header = new Headers({ "content-type": "application/grpc" });
   for (const [key, value] of Object.entries(call.metadata.getMap())) {
-    if (typeof value === "string") header.push([key, value]);
+    if (typeof value === "string") header.append(key, value);
   }
-  const context = createHandlerContext({
+  const context: HandlerContext = {
     service: method.parent,
     method,
     protocolName: "grpc",
     requestMethod: "POST",
     url: `/${method.parent.typeName}/${method.name}`,
-    timeoutMs,
-    requestSignal: cancel.signal,
+    signal: controller.signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
     requestHeader: header,
-  });
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: createContextValues(),
+  };
   return {
     context,
     settle() {
       (call as NodeJS.EventEmitter).off("cancelled", onCancel);
-      // Only a deadline leaves a timer behind; aborting (as connect-node does after each call) clears it.
-      if (timeoutMs !== undefined) context.abort();
+      clearTimeout(timer);
     },
   };
 }
