@@ -10,6 +10,7 @@ import { PRINCIPAL } from "../auth/principal.js";
 import type { CallLabels, CallObserver } from "../observability/metrics.js";
 import { startRpcSpan } from "../observability/tracing.js";
 import { toConnectError } from "./errors.js";
+import { mapStream } from "./map-stream.js";
 
 type Fields = Record<string, unknown>;
 
@@ -110,66 +111,23 @@ export function createAccessInterceptor(log: Logger, observer?: CallObserver): I
       return res;
     }
     let frames = 0;
-    let ended = false;
-    const end = (error: ConnectError | undefined) => {
-      if (ended) return;
-      ended = true;
-      done(error, { frames });
-    };
     return {
       ...res,
-      message: tap(res.message, {
-        frame() {
+      message: mapStream(() => res.message, {
+        map(message) {
           frames++;
           observed?.sent();
+          return message;
         },
         // A stream that stops because its client went away is logged as canceled.
-        end: () => end(req.signal.aborted ? canceled() : undefined),
+        end: () => done(req.signal.aborted ? canceled() : undefined, { frames }),
         async fail(error) {
           const mapped = await classify(error, req);
-          end(mapped);
+          done(mapped, { frames });
           return mapped;
         },
       }),
     };
-  };
-}
-
-/** Callbacks of `tap`. */
-interface Tap {
-  /** Each message, before it is passed on. */
-  frame(): void;
-  /** The stream ended, or its consumer stopped reading (`return`). */
-  end(): void;
-  /** The stream failed: returns the error to pass on instead. */
-  fail(error: unknown): Promise<unknown>;
-}
-
-/**
- * Passes a stream's messages through unchanged and tells `hooks` about
- * them. An iterator, not an async generator: a generator level costs several
- * promise turns per message, one per open stream per event fanned out.
- */
-function tap<T>(source: AsyncIterable<T>, hooks: Tap): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]() {
-      const it = source[Symbol.asyncIterator]();
-      const onResult = (result: IteratorResult<T>) => {
-        if (result.done === true) hooks.end();
-        else hooks.frame();
-        return result;
-      };
-      const onError = async (error: unknown): Promise<never> => {
-        throw await hooks.fail(error);
-      };
-      return {
-        next: () => it.next().then(onResult, onError),
-        async return(value?: unknown) {
-          hooks.end();
-          return (await it.return?.(value)) ?? { done: true, value: value as T };
-        },
-      };
-    },
   };
 }
 

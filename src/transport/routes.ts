@@ -23,11 +23,12 @@ import {
   type WatchSessionEventsResponse,
 } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
-import type { Guard } from "../auth/guard.js";
+import type { Guard, StreamGrant } from "../auth/guard.js";
 import type { Feed, WatchFrame } from "../feed/watch.js";
 import type { SessionEvent } from "../domain/session.js";
 import type { SessionService } from "../service/session-service.js";
 import { registerHealth } from "./health.js";
+import { mapStream } from "./map-stream.js";
 import { registerReflection } from "./reflection.js";
 import { fromStateFilter, optionalDate, optionalMs, toEventMessage, toSessionMessage } from "./convert.js";
 
@@ -169,28 +170,33 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
       });
     },
 
-    async *watchSessionEvents(req, ctx) {
-      guard.checkUser(ctx.values, req.userId);
-      const grant = guard.openStream(ctx.values);
-      try {
-        const frames = feed.watch(
-          {
-            userId: req.userId,
-            sessionId: req.sessionId,
-            types: req.types,
-            afterCursor: req.afterCursor,
-            fromBeginning: req.fromBeginning,
+    // A mapped stream, not an async generator: one generator level per open stream costs
+    // several promise turns per frame fanned out (see map-stream.ts).
+    watchSessionEvents(req, ctx) {
+      let grant: StreamGrant | undefined;
+      return mapStream(
+        () => {
+          guard.checkUser(ctx.values, req.userId);
+          grant = guard.openStream(ctx.values);
+          const query = { userId: req.userId, sessionId: req.sessionId, types: req.types, afterCursor: req.afterCursor, fromBeginning: req.fromBeginning };
+          return feed.watch(query, grant.signal === null ? ctx.signal : AbortSignal.any([ctx.signal, grant.signal]));
+        },
+        {
+          map(frame: WatchFrame) {
+            if (frame.kind === "event") onDelivered(frame.event.receiveTime);
+            return toFrameMessage(frame);
           },
-          grant.signal === null ? ctx.signal : AbortSignal.any([ctx.signal, grant.signal]),
-        );
-        for await (const frame of frames) {
-          if (frame.kind === "event") onDelivered(frame.event.receiveTime);
-          yield toFrameMessage(frame);
-        }
-        if (grant.signal?.aborted && !ctx.signal.aborted) throw grant.ended();
-      } finally {
-        grant.release();
-      }
+          end() {
+            if (grant === undefined) return;
+            grant.release();
+            if (grant.signal?.aborted && !ctx.signal.aborted) throw grant.ended();
+          },
+          fail(error) {
+            grant?.release();
+            return error;
+          },
+        },
+      );
     },
     });
 }
