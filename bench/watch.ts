@@ -13,9 +13,18 @@
  *     multiplexed over HTTP/2 connections of 500 streams each
  *     (BENCH_STREAMS_PER_CONNECTION changes that). When a step exceeds the
  *     replica's default admission limit (WATCH_STREAMS_MAX, 20,000), the
- *     replica gets a limit above the largest step.
+ *     replica gets a limit above the largest step. The subscribers use
+ *     @grpc/grpc-js channels (one per connection) and decode every frame:
+ *     with connect-node's client the client process itself was the
+ *     bottleneck at 10,000 streams.
+ * BENCH_WORKERS=2 starts the replica with WORKERS=2 (node:cluster); its
+ * CPU and RSS are then summed over its processes. Run it once with 1 and
+ * once with 2 for the side-by-side numbers.
  * A separate writer process (bench/watch-writer.ts) appends 200 events/s
  * round-robin over the 100 users' sessions during each measurement.
+ *
+ * Append latency = AppendSessionEvent sent to answered, in the writer; the
+ * 1-stream baseline row is its same-run floor (the database's commit).
  *
  * Latency = the time a subscriber's stream yielded the event minus the time
  * the writer's AppendSessionEvent call returned (one machine, one clock:
@@ -92,6 +101,7 @@ const DRAIN_TIMEOUT_MS = 15_000;
 const CLIENT_BOUND_PERCENT = 85;
 const SERVER_BOUND_PERCENT = 80;
 const STANDBY = process.env.BENCH_STANDBY === "on";
+const WORKERS = positiveInteger("BENCH_WORKERS", 1);
 const RECONNECT_STREAMS = positiveInteger("BENCH_RECONNECT_STREAMS", 10_000);
 const RECONNECT_EVENTS = positiveInteger("BENCH_RECONNECT_EVENTS", 10_000);
 const RECONNECT_TIMEOUT_MS = 180_000;
@@ -191,15 +201,15 @@ async function main(): Promise<void> {
             baseUrl: standbyServer.baseUrl,
             serverPid: standbyServer.pid!,
             standbyPid: postmasterOf(group!.standby.dir),
-            idleRssKb: readRssKb(standbyServer.pid!),
+            idleRssKb: readTreeRssKb(standbyServer.pid!),
           };
     const primaryRig: Rig =
       primaryWatchServer === null
         ? rig
-        : { ...rig, baseUrl: primaryWatchServer.baseUrl, serverPid: primaryWatchServer.pid!, standbyPid: standbyRig!.standbyPid, idleRssKb: readRssKb(primaryWatchServer.pid!) };
+        : { ...rig, baseUrl: primaryWatchServer.baseUrl, serverPid: primaryWatchServer.pid!, standbyPid: standbyRig!.standbyPid, idleRssKb: readTreeRssKb(primaryWatchServer.pid!) };
     const floor = await guard(measureFloor(rig, 3_000, 64));
     await sleep(1_000);
-    rig.idleRssKb = readRssKb(rig.serverPid); // idle, but warmed up by the floor measurement
+    rig.idleRssKb = readTreeRssKb(rig.serverPid); // idle, but warmed up by the floor measurement
     const rows: Row[] = [];
     rows.push(await guard(runScenario(rig, "baseline: 1 stream, all users", 1, () => "")));
     for (const count of STREAM_COUNTS) {
@@ -257,8 +267,8 @@ async function startServer(databaseUrl: string, extraEnv: Record<string, string>
       DATABASE_URL: databaseUrl,
       LOG_LEVEL: "warn",
       WATCH_STREAMS_MAX: String(watchStreamsMax()),
-      // One process, so the CPU and RSS measured for this pid are the replica's (WORKERS defaults to the cores).
-      WORKERS: "1",
+      // One process unless BENCH_WORKERS says otherwise (WORKERS defaults to the cores); CPU and RSS are summed over the worker processes.
+      WORKERS: String(WORKERS),
       ...extraEnv,
     },
     stdio: ["ignore", "inherit", "inherit"],
@@ -296,7 +306,7 @@ async function prepare(server: ChildProcess & { baseUrl: string }, writer: Child
     writer,
     userIds,
     sessionIds,
-    idleRssKb: readRssKb(server.pid!),
+    idleRssKb: readTreeRssKb(server.pid!),
   };
 }
 
@@ -312,7 +322,7 @@ async function measureFloor(rig: Rig, durationMs: number, concurrency: number): 
   const client = createClient(SessionManagerService, createGrpcTransport({ baseUrl: rig.baseUrl }));
   const sessionId = rig.sessionIds[0]!;
   let calls = 0;
-  const cpu0 = readCpuMs(rig.serverPid);
+  const cpu0 = readTreeCpuMs(rig.serverPid);
   const clientCpu0 = ownCpuMs();
   const start = nowMs();
   const deadline = start + durationMs;
@@ -327,7 +337,7 @@ async function measureFloor(rig: Rig, durationMs: number, concurrency: number): 
   const elapsed = nowMs() - start;
   return {
     rps: (calls * 1000) / elapsed,
-    serverCpu: ((readCpuMs(rig.serverPid) - cpu0) * 100) / elapsed,
+    serverCpu: ((readTreeCpuMs(rig.serverPid) - cpu0) * 100) / elapsed,
     clientCpu: ((ownCpuMs() - clientCpu0) * 100) / elapsed,
   };
 }
@@ -352,10 +362,10 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
   const opened = await waitFor(() => state.caughtUp + failures(state) >= count, OPEN_TIMEOUT_MS);
   const openMs = nowMs() - opening;
   await sleep(1_000);
-  const rssKb = readRssKb(rig.serverPid);
+  const rssKb = readTreeRssKb(rig.serverPid);
 
   const standbyCpu = () => (rig.standbyPid === null ? 0 : readTreeCpuMs(rig.standbyPid));
-  const cpu = { server: readCpuMs(rig.serverPid), db: readTreeCpuMs(rig.postmasterPid), standby: standbyCpu(), client: ownCpuMs() };
+  const cpu = { server: readTreeCpuMs(rig.serverPid), db: readTreeCpuMs(rig.postmasterPid), standby: standbyCpu(), client: ownCpuMs() };
   const start = nowMs();
   const { acks, done } = await write(rig, scenario);
   const perUser = countPerUser(rig, count, userOf);
@@ -365,7 +375,7 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
   await waitFor(() => state.ids.length >= expected && matched() >= expected, DRAIN_TIMEOUT_MS);
   const elapsed = nowMs() - start;
   const used = {
-    server: readCpuMs(rig.serverPid) - cpu.server,
+    server: readTreeCpuMs(rig.serverPid) - cpu.server,
     db: readTreeCpuMs(rig.postmasterPid) - cpu.db,
     standby: standbyCpu() - cpu.standby,
     client: ownCpuMs() - cpu.client,
@@ -497,13 +507,13 @@ async function runReconnect(rig: Rig, scenario: string, backlog: Backlog): Promi
   const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
   const stop = new AbortController();
   const tree = (pid: number | null) => (pid === null ? 0 : readTreeCpuMs(pid));
-  const cpu = { server: readCpuMs(rig.serverPid), db: tree(rig.postmasterPid), standby: tree(rig.standbyPid), client: ownCpuMs() };
+  const cpu = { server: readTreeCpuMs(rig.serverPid), db: tree(rig.postmasterPid), standby: tree(rig.standbyPid), client: ownCpuMs() };
   const start = nowMs();
   const streams = await openStreams(channels, count, userOf, state, stop.signal, backlog.cursor);
   const done = await waitFor(() => state.caughtUp + failures(state) >= count, RECONNECT_TIMEOUT_MS);
   const elapsed = nowMs() - start;
   const used = {
-    server: readCpuMs(rig.serverPid) - cpu.server,
+    server: readTreeCpuMs(rig.serverPid) - cpu.server,
     db: tree(rig.postmasterPid) - cpu.db,
     standby: tree(rig.standbyPid) - cpu.standby,
     client: ownCpuMs() - cpu.client,
@@ -648,15 +658,24 @@ function describeFailures(state: StreamState): string {
   return entries.length === 0 ? "" : ` (failed ${entries.map(([code, n]) => `${code}:${n}`).join(" ")})`;
 }
 
-/** Sums the CPU time of a process and its direct children (PostgreSQL's backends), in ms. */
+/** Sums the CPU time of a process and its direct children (PostgreSQL's backends, a replica's workers), in ms. */
 function readTreeCpuMs(rootPid: number): number {
+  return sumOverTree(rootPid, readCpuMs);
+}
+
+/** Sums the VmRSS of a process and its direct children (a replica's workers), in KiB. */
+function readTreeRssKb(rootPid: number): number {
+  return sumOverTree(rootPid, readRssKb);
+}
+
+function sumOverTree(rootPid: number, read: (pid: number) => number): number {
   let total = 0;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (Number(entry) === rootPid || parent === rootPid) total += readCpuMs(Number(entry));
+      if (Number(entry) === rootPid || parent === rootPid) total += read(Number(entry));
     } catch {
       // The process ended meanwhile.
     }
@@ -715,7 +734,10 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], reconnects: ReconnectR
     ["rss", "server RSS MiB"],
     ["rssPerStream", "KiB/stream"],
   ];
-  console.log(`\nWatchSessionEvents benchmark (node ${process.version}, ${cpus().length} cores, ${STANDBY ? "a primary and a hot standby; per step one replica reading the feed from each" : "one replica, embedded PostgreSQL"})`);
+  console.log(
+    `\nWatchSessionEvents benchmark (node ${process.version}, ${cpus().length} cores, ${STANDBY ? "a primary and a hot standby; per step one replica reading the feed from each" : "one replica, embedded PostgreSQL"}, ` +
+      `WORKERS=${WORKERS}${WORKERS > 1 ? ": server CPU and RSS summed over its processes" : ""})`,
+  );
   console.log(
     `writes: ${RATE}/s for ${WRITE_MS / 1000}s per row over ${USERS} users; streams: gRPC, ${STREAMS_PER_CONNECTION} per HTTP/2 connection; ` +
       `replica WATCH_STREAMS_MAX=${watchStreamsMax()}`,
@@ -729,7 +751,7 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], reconnects: ReconnectR
     "\nappend: AppendSessionEvent sent to answered, in the writer process (successful calls). latency: stream yielded the event minus AppendSessionEvent returned (writer process; same clock). %cpu: of one core over the write+drain window.",
   );
   for (const row of rows) {
-    if (Number(row.serverCpu) >= SERVER_BOUND_PERCENT) {
+    if (WORKERS === 1 && Number(row.serverCpu) >= SERVER_BOUND_PERCENT) {
       console.log(`note: "${row.scenario}": the server process used ${row.serverCpu}% of a core (its event loop is one thread): the server is the bottleneck.`);
     }
     if (Number(row.clientCpu) >= CLIENT_BOUND_PERCENT) {
