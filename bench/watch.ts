@@ -162,6 +162,8 @@ interface Row {
   p99: string;
   max: string;
   serverCpu: string;
+  /** Server CPU time per delivered frame, in µs (everything the server did in the window, appends included). */
+  cpuPerDelivery: string;
   dbCpu: string;
   standbyCpu: string;
   clientCpu: string;
@@ -183,6 +185,7 @@ async function main(): Promise<void> {
   const standbyServer = group === null ? null : await startServer(database.url, { READ_DATABASE_URLS: group.standby.url });
   const primaryWatchServer = group === null ? null : await startServer(database.url);
   const writer = fork(join(ROOT, "bench/watch-writer.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const fanoutFloor = await startFanoutFloor();
   // A crashed server or a stuck step ends the run with a message instead of a hang.
   const serverExit = once(server, "exit").then(([code, signal]) => {
     throw new Error(`the server exited (code ${code}, signal ${signal}); its stderr is above`);
@@ -214,6 +217,7 @@ async function main(): Promise<void> {
     rows.push(await guard(runScenario(rig, "baseline: 1 stream, all users", 1, () => "")));
     for (const count of STREAM_COUNTS) {
       const name = `${count.toLocaleString("en-US")} streams, 1 user each`;
+      rows.push(await guard(runFloorScenario(fanoutFloor, count)));
       rows.push(await guard(runScenario(primaryRig, standbyRig === null ? name : `${name}, feed from primary`, count, (i) => rig.userIds[i % USERS]!)));
       if (standbyRig !== null) {
         await group!.caughtUp(group!.standby);
@@ -235,6 +239,7 @@ async function main(): Promise<void> {
     serverExit.catch(() => {});
     overall.catch(() => {});
     writer.kill("SIGKILL");
+    fanoutFloor.kill("SIGKILL");
     for (const extra of [standbyServer, primaryWatchServer]) {
       if (extra === null || extra.exitCode !== null) continue;
       extra.kill("SIGTERM");
@@ -354,7 +359,7 @@ interface StreamState {
 
 /** Opens `count` streams (filter `userOf(i)`, "" for all), writes for WRITE_MS, and measures. */
 async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i: number) => string): Promise<Row> {
-  const channels = connect(rig, count);
+  const channels = connect(rig.baseUrl, count);
   const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
   const stop = new AbortController();
   const opening = nowMs();
@@ -400,11 +405,75 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
     p99: quantile(latencies, 0.99).toFixed(1),
     max: quantile(latencies, 1).toFixed(1),
     serverCpu: ((used.server * 100) / elapsed).toFixed(0),
+    cpuPerDelivery: ((used.server * 1000) / Math.max(1, latencies.length)).toFixed(1),
     dbCpu: ((used.db * 100) / elapsed).toFixed(0),
     standbyCpu: rig.standbyPid === null ? "-" : ((used.standby * 100) / elapsed).toFixed(0),
     clientCpu: ((used.client * 100) / elapsed).toFixed(0),
     rss: (rssKb / 1024).toFixed(0),
     rssPerStream: count < 100 ? "-" : ((rssKb - rig.idleRssKb) / count).toFixed(1),
+  };
+}
+
+/** The fan-out floor (bench/plain-fanout-server.ts) as a child process. */
+interface FanoutFloor extends ChildProcess {
+  baseUrl: string;
+  idleRssKb: number;
+}
+
+/** Starts the fan-out floor server and waits until it listens. */
+async function startFanoutFloor(): Promise<FanoutFloor> {
+  const child = fork(join(ROOT, "bench/plain-fanout-server.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const [message] = (await once(child, "message")) as [{ type: string; port: number }];
+  return Object.assign(child, { baseUrl: `http://127.0.0.1:${message.port}`, idleRssKb: readRssKb(child.pid!) });
+}
+
+/**
+ * Measures the floor for `count` streams: the same subscribers (grpc-js, one user of USERS each)
+ * against the plain grpc-js fan-out server, which sends RATE events/s for WRITE_MS itself. Latency
+ * is send to delivery (the event id is the send time); there are no appends.
+ */
+async function runFloorScenario(floor: FanoutFloor, count: number): Promise<Row> {
+  const channels = connect(floor.baseUrl, count);
+  const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
+  const stop = new AbortController();
+  const opening = nowMs();
+  const streams = await openStreams(channels, count, (i) => `u${i % USERS}`, state, stop.signal);
+  const opened = await waitFor(() => state.caughtUp + failures(state) >= count, OPEN_TIMEOUT_MS);
+  const openMs = nowMs() - opening;
+  await sleep(1_000);
+  const rssKb = readRssKb(floor.pid!);
+  const cpu = { server: readCpuMs(floor.pid!), client: ownCpuMs() };
+  const start = nowMs();
+  floor.send({ type: "run", rate: RATE, durationMs: WRITE_MS, users: USERS });
+  const [done] = (await once(floor, "message")) as [{ type: string; sent: number }];
+  const expected = done.sent * (count / USERS);
+  await waitFor(() => state.ids.length >= expected, DRAIN_TIMEOUT_MS);
+  const elapsed = nowMs() - start;
+  const used = { server: readCpuMs(floor.pid!) - cpu.server, client: ownCpuMs() - cpu.client };
+  stop.abort();
+  await Promise.race([Promise.allSettled(streams), sleep(5_000)]);
+  for (const channel of channels) channel.close();
+  const latencies = Float64Array.from(state.ids, (id, i) => state.at[i]! - Number(id)).sort();
+  const lastAt = state.at.at(-1) ?? start;
+  return {
+    scenario: `floor: plain grpc-js, ${count.toLocaleString("en-US")} streams`,
+    streams: count,
+    open: `${opened ? "" : "TIMEOUT "}${state.caughtUp}/${count} in ${(openMs / 1000).toFixed(1)}s${describeFailures(state)}`,
+    writes: "-",
+    appendP50: "-",
+    appendP99: "-",
+    deliveries: `${latencies.length}/${expected}`,
+    deliveriesPerS: ((latencies.length * 1000) / Math.max(1, lastAt - start)).toFixed(0),
+    p50: quantile(latencies, 0.5).toFixed(1),
+    p99: quantile(latencies, 0.99).toFixed(1),
+    max: quantile(latencies, 1).toFixed(1),
+    serverCpu: ((used.server * 100) / elapsed).toFixed(0),
+    cpuPerDelivery: ((used.server * 1000) / Math.max(1, latencies.length)).toFixed(1),
+    dbCpu: "-",
+    standbyCpu: "-",
+    clientCpu: ((used.client * 100) / elapsed).toFixed(0),
+    rss: (rssKb / 1024).toFixed(0),
+    rssPerStream: ((rssKb - floor.idleRssKb) / count).toFixed(1),
   };
 }
 
@@ -414,8 +483,8 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
  * subscribers use @grpc/grpc-js, the cheapest Node gRPC client, so that the client process,
  * which shares the machine's cores with the replica, stays off the critical path as long as it can.
  */
-function connect(rig: Rig, count: number): Channel[] {
-  const target = new URL(rig.baseUrl).host;
+function connect(baseUrl: string, count: number): Channel[] {
+  const target = new URL(baseUrl).host;
   return Array.from(
     { length: Math.ceil(count / STREAMS_PER_CONNECTION) },
     () => new grpc.Client(target, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
@@ -503,7 +572,7 @@ interface ReconnectRow {
 async function runReconnect(rig: Rig, scenario: string, backlog: Backlog): Promise<ReconnectRow> {
   const count = RECONNECT_STREAMS;
   const userOf = (i: number) => rig.userIds[i % USERS]!;
-  const channels = connect(rig, count);
+  const channels = connect(rig.baseUrl, count);
   const state: StreamState = { caughtUp: 0, refused: 0, failed: {}, ids: [], at: [] };
   const stop = new AbortController();
   const tree = (pid: number | null) => (pid === null ? 0 : readTreeCpuMs(pid));
@@ -728,6 +797,7 @@ function printReport(rig: Rig, floor: Floor, rows: Row[], reconnects: ReconnectR
     ["p99", "p99 ms"],
     ["max", "max ms"],
     ["serverCpu", "server %cpu"],
+    ["cpuPerDelivery", "server µs/delivery"],
     ["dbCpu", STANDBY ? "primary pg %cpu" : "pg %cpu"],
     ...(STANDBY ? ([["standbyCpu", "standby pg %cpu"]] as [keyof Row, string][]) : []),
     ["clientCpu", "client %cpu"],
