@@ -11,10 +11,18 @@
  * - `cursor()`: the stream's resume point as its client sees it: everything
  *   at or before it was yielded or skipped, nothing after it was yielded.
  *   It equals `position` when the queue is empty.
+ *
+ * The fast path: while the stream waits at the tail with nothing queued
+ * (`wait(ms, true)`), `offer` writes frames straight to the stream's sink
+ * (src/feed/push.ts) instead of queueing them and waking the stream. A
+ * written frame counts as yielded (it moves the resume point), so the
+ * queue, the cursor and the heartbeat clock (`lastFrameAt`) stay right
+ * whichever way a frame left.
  */
 import type { FeedFilter } from "../db/feed-repository.js";
 import type { FeedPosition } from "../domain/cursor.js";
 import type { SessionEvent } from "../domain/session.js";
+import type { Sink } from "./push.js";
 
 /** Holds one event frame; the fan-out hands the same object to every stream. */
 export interface EventFrame {
@@ -39,6 +47,10 @@ export interface Subscriber {
   cursor(): FeedPosition;
   /** Returns how many frames wait in the queue. */
   queued(): number;
+  /** When a frame last left the stream (yielded or written to the sink), Date.now() ms. */
+  lastFrameAt: number;
+  /** Sets where `offer` may write frames while the stream waits at the tail (see the module comment). */
+  pushTo(sink: Sink<EventFrame>): void;
   /** Takes the next queued frame; the stream yields it at once. */
   take(): EventFrame | undefined;
   /**
@@ -54,9 +66,10 @@ export interface Subscriber {
    */
   attach(tail: () => FeedPosition): void;
   /**
-   * Queues the fan-out's frames of the range the tail reader is about to
-   * move its tail over (call it before the tail moves). Returns false,
-   * changing nothing, if they do not fit.
+   * Takes the fan-out's frames of the range the tail reader is about to
+   * move its tail over (call it before the tail moves): writes them to the
+   * sink while the stream waits and the sink is ready, queues the rest.
+   * Returns false, changing nothing, if they do not fit in the queue.
    */
   offer(batch: readonly EventFrame[]): boolean;
   /**
@@ -68,9 +81,12 @@ export interface Subscriber {
    * Waits until `wake`, `ms` or the stream's signal, whichever comes first.
    * One wait at a time (the stream's loop). Cheap when woken early, which is
    * the common case for a stream at the tail: the timer stays armed and the
-   * next wait reuses it, so a frame costs no timer of its own.
+   * next wait reuses it, so a frame costs no timer of its own. With
+   * `pushable`, `offer` may write frames to the sink during the wait
+   * (only when the stream's consumer has nothing in flight: it awaits the
+   * stream's next frame).
    */
-  wait(ms: number): Promise<void>;
+  wait(ms: number, pushable?: boolean): Promise<void>;
   /** Ends a pending `wait`. */
   wake(): void;
   /** Stops the timer and the abort listener; the stream has ended. */
@@ -99,6 +115,9 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
   // The resume point while the queue is not empty (see the module comment).
   let mark = options.position;
   let waiter: (() => void) | null = null;
+  let pushable = false;
+  let sink: Sink<EventFrame> | null = null;
+  let lastFrameAt = Date.now();
   // The pending wait ends at `deadline` (performance.now() ms); the timer fires at `timerAt`, not later.
   let deadline = 0;
   let timer: NodeJS.Timeout | null = null;
@@ -107,6 +126,7 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
   const wake = (): void => {
     const resolve = waiter;
     waiter = null;
+    pushable = false;
     resolve?.();
   };
   const arm = (ms: number): void => {
@@ -137,6 +157,16 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
     },
     cursor,
     queued,
+    get lastFrameAt() {
+      return lastFrameAt;
+    },
+    set lastFrameAt(at: number) {
+      lastFrameAt = at;
+    },
+
+    pushTo(next) {
+      sink = next;
+    },
 
     take() {
       if (head === frames.length) return undefined;
@@ -157,9 +187,18 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
     },
 
     offer(batch) {
+      // Checked first, so whatever the sink takes, the rest fits.
       if (queued() + batch.length > capacity) return false;
-      if (batch.length > 0 && head === frames.length) mark = here();
-      for (const frame of batch) frames.push(frame);
+      let i = 0;
+      if (pushable && sink !== null && head === frames.length) {
+        for (; i < batch.length && sink.ready(); i++) {
+          sink.write(batch[i]!);
+          mark = batch[i]!.event.position;
+        }
+        if (i > 0) lastFrameAt = Date.now();
+      }
+      if (i < batch.length && head === frames.length && i === 0) mark = here();
+      for (; i < batch.length; i++) frames.push(batch[i]!);
       return true;
     },
 
@@ -169,8 +208,9 @@ export function createSubscriber(options: SubscriberOptions): Subscriber {
       tailOf = null;
     },
 
-    wait(ms) {
+    wait(ms, canPush = false) {
       if (signal.aborted) return Promise.resolve();
+      pushable = canPush;
       deadline = performance.now() + Math.max(0, ms);
       if (timer === null) arm(Math.max(0, ms));
       else if (timerAt > deadline + 1) {

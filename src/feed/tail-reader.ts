@@ -56,6 +56,9 @@ export interface TailStats {
   maxQueuedFrames: number;
   /** Times a full queue detached a subscriber. */
   overflows: number;
+  /** Event frames the fan-out wrote straight to a waiting stream's sink (the fast path), and frames it queued. */
+  pushedFrames: number;
+  queuedTotal: number;
   /** True once LISTEN is in place (it stays true while postgres.js reconnects it). */
   hasListened: boolean;
 }
@@ -92,6 +95,8 @@ export function createTailReader(options: TailReaderOptions): TailReader {
   let again = false;
   let closed = false;
   let overflows = 0;
+  let pushedFrames = 0;
+  let queuedTotal = 0;
   const wakeUps = createWakeUps({ sql, pollMs, channel, wake, log });
 
   function wake(): void {
@@ -161,8 +166,13 @@ export function createTailReader(options: TailReaderOptions): TailReader {
     const narrower = filter.sessionId !== null || filter.types.length > 0 || filter.typePrefixes.length > 0;
     const batch = narrower ? pool.filter((frame) => matchesFilter(filter, frame.event)) : pool;
     if (batch.length === 0) return;
+    const before = sub.queued();
     if (sub.offer(batch)) {
-      sub.wake();
+      const queued = sub.queued() - before;
+      pushedFrames += batch.length - queued;
+      queuedTotal += queued;
+      // Frames the stream's sink took are sent; only queued ones need the stream to run.
+      if (queued > 0) sub.wake();
     } else {
       overflows++;
       detach(sub);
@@ -235,6 +245,8 @@ export function createTailReader(options: TailReaderOptions): TailReader {
         queuedFrames: queues.reduce((sum, n) => sum + n, 0),
         maxQueuedFrames: Math.max(0, ...queues),
         overflows,
+        pushedFrames,
+        queuedTotal,
         hasListened: wakeUps.hasListened(),
       };
     },

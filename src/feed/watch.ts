@@ -20,6 +20,7 @@ import { readOnPrimary, type ReadOn } from "../db/read-pools.js";
 import { FEED_START, comparePositions, decodeCursor, encodeCursor, positionBelowHorizon, type FeedPosition } from "../domain/cursor.js";
 import { DomainError } from "../domain/errors.js";
 import { toFilter } from "./filter.js";
+import type { PushSource, Sink } from "./push.js";
 import { createSubscriber, type EventFrame, type Subscriber } from "./subscription.js";
 import { createTailReader, type TailStats } from "./tail-reader.js";
 
@@ -74,6 +75,14 @@ export interface FeedOptions {
 /** How long a client refused with TOO_MANY_STREAMS is asked to wait, in ms (RetryInfo). */
 const STREAMS_RETRY_AFTER_MS = 1_000;
 
+/**
+ * The frames of one watch. Pulled with `next()`, or, once `pushTo` gave it
+ * a sink, event frames may also be written there while the stream waits at
+ * the tail (src/feed/push.ts): frames reach the sink in feed order, each
+ * once, either way.
+ */
+export type WatchStream = AsyncGenerator<WatchFrame> & PushSource<WatchFrame>;
+
 /** WatchSessionEvents for one replica, independent of the transport. */
 export interface Feed {
   /**
@@ -86,7 +95,7 @@ export interface Feed {
    *   overtaken by a prune), TOO_MANY_STREAMS (the replica is full; checked
    *   before any database work), DATABASE_UNAVAILABLE.
    */
-  watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame>;
+  watch(query: WatchQuery, signal: AbortSignal): WatchStream;
   /** Reads new rows now (after a local commit or a notification) instead of at the next poll. */
   wake(): void;
   /** Returns subscriber and queue numbers (see TailStats). */
@@ -115,16 +124,35 @@ export function createFeed(options: FeedOptions): Feed {
   /**
    * One generator per stream, with no generators below it: every frame
    * passes each generator level as promise turns, and with 10,000 streams
-   * those turns were most of the fan-out's CPU. No AbortSignal.any either
-   * (composite signals cost a refresh per listener change): the stream
-   * checks its own signal and `closed`, and `close` wakes it.
+   * those turns were most of the fan-out's CPU. A stream waiting at the
+   * tail lets the fan-out write its frames to the sink instead of waking it
+   * (see `Subscriber.offer`). No AbortSignal.any either (composite signals
+   * cost a refresh per listener change): the stream checks its own signal
+   * and `closed`, and `close` wakes it.
    */
-  async function* watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchFrame> {
+  function watch(query: WatchQuery, signal: AbortSignal): WatchStream {
+    // The sink may come before the generator has created its subscriber (before the first next()).
+    let sink: Sink<WatchFrame> | null = null;
+    let subscriber: Subscriber | null = null;
+    const frames = generate(query, signal, (sub) => {
+      subscriber = sub;
+      if (sink !== null) sub.pushTo(sink);
+    });
+    return Object.assign(frames, {
+      pushTo(next: Sink<WatchFrame>) {
+        sink = next;
+        subscriber?.pushTo(next);
+      },
+    });
+  }
+
+  async function* generate(query: WatchQuery, signal: AbortSignal, created: (sub: Subscriber) => void): AsyncGenerator<WatchFrame> {
     // Admission control: a full replica refuses new streams rather than let
     // fan-out starve the writes that share its event loop.
     if (streams.size + starting >= maxStreams) throw tooManyStreams(maxStreams);
     starting++;
     const { sub, horizon, accepted } = await start(query, signal).finally(() => starting--);
+    created(sub);
     streams.add(sub);
     reader.add(sub);
     try {
@@ -132,28 +160,28 @@ export function createFeed(options: FeedOptions): Feed {
       const caughtUpAt = positionBelowHorizon(horizon);
       let caughtUp = false;
       let nudged = false;
-      let lastFrameAt = Date.now();
       while (!signal.aborted && !closed) {
         if (!caughtUp && comparePositions(sub.cursor(), caughtUpAt) >= 0) {
           caughtUp = true;
-          lastFrameAt = Date.now();
+          sub.lastFrameAt = Date.now();
           yield { kind: "caught_up", cursor: encodeCursor(sub.cursor()) };
           continue;
         }
         const frame = sub.take();
         if (frame !== undefined) {
-          lastFrameAt = Date.now();
+          sub.lastFrameAt = Date.now();
           yield frame;
           continue;
         }
-        const idleMs = heartbeatMs - (Date.now() - lastFrameAt);
+        const idleMs = heartbeatMs - (Date.now() - sub.lastFrameAt);
         if (idleMs <= 0) {
-          lastFrameAt = Date.now();
+          sub.lastFrameAt = Date.now();
           yield { kind: "heartbeat", cursor: encodeCursor(sub.cursor()) };
           continue;
         }
         if (sub.attached || reader.tryAttach(sub)) {
-          await sub.wait(idleMs);
+          // Caught up, at the tail, nothing queued: the fan-out may write frames to the sink meanwhile.
+          await sub.wait(idleMs, caughtUp);
           continue;
         }
         const tail = reader.tail();
@@ -169,7 +197,7 @@ export function createFeed(options: FeedOptions): Feed {
         if (page === null) continue;
         for (const event of page.events) {
           sub.advance(event.position);
-          lastFrameAt = Date.now();
+          sub.lastFrameAt = Date.now();
           yield { kind: "event", event, cursor: encodeCursor(event.position) };
         }
         // A short page read everything up to the tail, or up to the horizon of the node that

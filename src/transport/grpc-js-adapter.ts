@@ -29,6 +29,7 @@ import {
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
+import { isPushSource } from "../feed/push.js";
 
 /** Configures `createGrpcJsServer`; pass the `routes` and `interceptors` the Connect server gets, so both adapters run the same code. */
 export interface GrpcJsServerOptions {
@@ -186,16 +187,30 @@ async function singleMessage(messages: AsyncIterable<unknown>): Promise<unknown>
   return first.value;
 }
 
-/** Writes a handler's responses to a grpc-js stream, waiting for `drain` when its buffer is full. */
+/**
+ * Writes a handler's responses to a grpc-js stream, waiting for `drain` when its buffer is full.
+ * A response stream that is a `PushSource` (WatchSessionEvents) may also write frames itself
+ * while this loop awaits `next()`; `ready` refuses while the buffer is full, and the stream then
+ * keeps the frame for `next()`.
+ */
 async function pump(
   call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
   source: AsyncIterable<unknown> | Promise<AsyncIterable<unknown>>,
 ): Promise<void> {
   try {
-    const responses = await source;
-    for await (const response of responses) {
-      if (call.cancelled) break;
-      if (!call.write(response)) await drained(call);
+    const responses = (await source)[Symbol.asyncIterator]();
+    // The feed's fast path: frames written while this loop awaits next() (see src/feed/push.ts).
+    if (isPushSource<unknown>(responses)) {
+      responses.pushTo({ ready: () => !call.cancelled && !call.writableNeedDrain, write: (message) => call.write(message) });
+    }
+    for (;;) {
+      const result = await responses.next();
+      if (result.done === true) break;
+      if (call.cancelled) {
+        await responses.return?.();
+        break;
+      }
+      if (!call.write(result.value)) await drained(call);
     }
     call.end();
   } catch (error) {

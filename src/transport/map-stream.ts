@@ -6,6 +6,7 @@
  * 10,000 streams, the generator levels between the feed and the socket were
  * most of a replica's CPU).
  */
+import { isPushSource, type PushSource, type Sink } from "../feed/push.js";
 
 /** What `mapStream` calls. */
 export interface StreamHooks<T, U> {
@@ -24,12 +25,15 @@ export interface StreamHooks<T, U> {
  * Returns the messages of the stream that `open` creates, mapped by
  * `hooks.map`. `open` runs at the first `next()`, so an error it throws
  * fails the stream like an error of the source (as in an async generator's
- * body), and nothing is opened for a stream nobody reads.
+ * body), and nothing is opened for a stream nobody reads. The iterator is
+ * a `PushSource` whose pushes go through `hooks.map` too, forwarded to the
+ * source when the source is one.
  */
 export function mapStream<T, U>(open: () => AsyncIterable<T>, hooks: StreamHooks<T, U>): AsyncIterable<U> {
   return {
-    [Symbol.asyncIterator](): AsyncIterator<U> {
+    [Symbol.asyncIterator](): AsyncIterator<U> & PushSource<U> {
       let source: AsyncIterator<T> | null = null;
+      let sink: Sink<T> | null = null;
       let settled = false;
       const end = () => {
         if (settled) return;
@@ -48,12 +52,19 @@ export function mapStream<T, U>(open: () => AsyncIterable<T>, hooks: StreamHooks
       };
       return {
         next() {
-          try {
-            source ??= open()[Symbol.asyncIterator]();
-          } catch (error) {
-            return onError(error);
+          if (source === null) {
+            try {
+              source = open()[Symbol.asyncIterator]();
+            } catch (error) {
+              return onError(error);
+            }
+            if (sink !== null && isPushSource<T>(source)) source.pushTo(sink);
           }
           return source.next().then(onResult, onError);
+        },
+        pushTo(next) {
+          sink = { ready: () => next.ready(), write: (value) => next.write(hooks.map(value)) };
+          if (source !== null && isPushSource<T>(source)) source.pushTo(sink);
         },
         async return() {
           await source?.return?.();
