@@ -30,52 +30,75 @@ export interface StreamHooks<T, U> {
  * source when the source is one.
  */
 export function mapStream<T, U>(open: () => AsyncIterable<T>, hooks: StreamHooks<T, U>): AsyncIterable<U> {
-  return {
-    [Symbol.asyncIterator](): AsyncIterator<U> & PushSource<U> {
-      let source: AsyncIterator<T> | null = null;
-      let sink: Sink<T> | null = null;
-      let settled = false;
-      const end = () => {
-        if (settled) return;
-        settled = true;
-        hooks.end();
-      };
-      const onResult = (result: IteratorResult<T>): IteratorResult<U> => {
-        if (result.done !== true) return { done: false, value: hooks.map(result.value) };
-        end();
-        return { done: true, value: undefined };
-      };
-      const onError = async (error: unknown): Promise<never> => {
-        if (settled) throw error;
-        settled = true;
-        throw await hooks.fail(error);
-      };
-      return {
-        next() {
-          if (source === null) {
-            try {
-              source = open()[Symbol.asyncIterator]();
-            } catch (error) {
-              return onError(error);
-            }
-            if (sink !== null && isPushSource<T>(source)) source.pushTo(sink);
-          }
-          return source.next().then(onResult, onError);
-        },
-        pushTo(next) {
-          sink = { ready: () => next.ready(), write: (value) => next.write(hooks.map(value)) };
-          if (source !== null && isPushSource<T>(source)) source.pushTo(sink);
-        },
-        async return() {
-          await source?.return?.();
-          try {
-            end();
-          } catch {
-            // The consumer stopped reading: there is nobody to give the error to.
-          }
-          return { done: true, value: undefined };
-        },
-      };
-    },
+  return { [Symbol.asyncIterator]: () => new MappedStream(open, hooks) };
+}
+
+/**
+ * The iterator of `mapStream`; it is also the sink it gives its source (a
+ * class, not closures: every open WatchSessionEvents stream holds two).
+ */
+class MappedStream<T, U> implements AsyncIterator<U>, PushSource<U>, Sink<T> {
+  private source: AsyncIterator<T> | null = null;
+  private consumer: Sink<U> | null = null;
+  private settled = false;
+
+  constructor(
+    private readonly open: () => AsyncIterable<T>,
+    private readonly hooks: StreamHooks<T, U>,
+  ) {}
+
+  next(): Promise<IteratorResult<U>> {
+    if (this.source === null) {
+      try {
+        this.source = this.open()[Symbol.asyncIterator]();
+      } catch (error) {
+        return this.onError(error);
+      }
+      if (this.consumer !== null && isPushSource<T>(this.source)) this.source.pushTo(this);
+    }
+    return this.source.next().then(this.onResult, this.onError);
+  }
+
+  async return(): Promise<IteratorResult<U>> {
+    await this.source?.return?.();
+    try {
+      this.end();
+    } catch {
+      // The consumer stopped reading: there is nobody to give the error to.
+    }
+    return { done: true, value: undefined };
+  }
+
+  pushTo(consumer: Sink<U>): void {
+    this.consumer = consumer;
+    if (this.source !== null && isPushSource<T>(this.source)) this.source.pushTo(this);
+  }
+
+  /** Sink of the source: ready when the consumer is. */
+  ready(): boolean {
+    return this.consumer !== null && this.consumer.ready();
+  }
+
+  /** Sink of the source: maps a pushed message and passes it on. */
+  write(value: T): void {
+    this.consumer!.write(this.hooks.map(value));
+  }
+
+  private end(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.hooks.end();
+  }
+
+  private readonly onResult = (result: IteratorResult<T>): IteratorResult<U> => {
+    if (result.done !== true) return { done: false, value: this.hooks.map(result.value) };
+    this.end();
+    return { done: true, value: undefined };
+  };
+
+  private readonly onError = async (error: unknown): Promise<never> => {
+    if (this.settled) throw error;
+    this.settled = true;
+    throw await this.hooks.fail(error);
   };
 }
