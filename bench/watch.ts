@@ -403,18 +403,29 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
     writes: `${done.acked}/${done.sent}${done.failed > 0 ? ` (failed ${Object.entries(done.failures).map(([code, n]) => `${code}:${n}`).join(" ")})` : ""}`,
     appendP50: quantile(appendLatencies, 0.5).toFixed(1),
     appendP99: quantile(appendLatencies, 0.99).toFixed(1),
-    deliveries: `${latencies.length}/${expected}`,
-    deliveriesPerS: ((latencies.length * 1000) / Math.max(1, lastAt - start)).toFixed(0),
-    p50: quantile(latencies, 0.5).toFixed(1),
-    p99: quantile(latencies, 0.99).toFixed(1),
-    max: quantile(latencies, 1).toFixed(1),
-    serverCpu: ((used.server * 100) / elapsed).toFixed(0),
-    cpuPerDelivery: ((used.server * 1000) / Math.max(1, latencies.length)).toFixed(1),
+    ...deliveryCells(latencies, expected, lastAt - start, used.server, elapsed),
     dbCpu: ((used.db * 100) / elapsed).toFixed(0),
     standbyCpu: rig.standbyPid === null ? "-" : ((used.standby * 100) / elapsed).toFixed(0),
     clientCpu: ((used.client * 100) / elapsed).toFixed(0),
     rss: (rssKb / 1024).toFixed(0),
     rssPerStream: count < 100 ? "-" : ((rssKb - rig.idleRssKb) / count).toFixed(1),
+  };
+}
+
+/**
+ * The delivery cells of a row: delivered of `expected`, per second over `spanMs` (start to
+ * the last delivery), latency quantiles (sorted, ms), and the server's CPU (`serverMs` over
+ * `elapsedMs`) as % of one core and per delivery.
+ */
+function deliveryCells(latencies: Float64Array, expected: number, spanMs: number, serverMs: number, elapsedMs: number) {
+  return {
+    deliveries: `${latencies.length}/${expected}`,
+    deliveriesPerS: ((latencies.length * 1000) / Math.max(1, spanMs)).toFixed(0),
+    p50: quantile(latencies, 0.5).toFixed(1),
+    p99: quantile(latencies, 0.99).toFixed(1),
+    max: quantile(latencies, 1).toFixed(1),
+    serverCpu: ((serverMs * 100) / elapsedMs).toFixed(0),
+    cpuPerDelivery: ((serverMs * 1000) / Math.max(1, latencies.length)).toFixed(1),
   };
 }
 
@@ -466,13 +477,7 @@ async function runFloorScenario(floor: FanoutFloor, count: number): Promise<Row>
     writes: "-",
     appendP50: "-",
     appendP99: "-",
-    deliveries: `${latencies.length}/${expected}`,
-    deliveriesPerS: ((latencies.length * 1000) / Math.max(1, lastAt - start)).toFixed(0),
-    p50: quantile(latencies, 0.5).toFixed(1),
-    p99: quantile(latencies, 0.99).toFixed(1),
-    max: quantile(latencies, 1).toFixed(1),
-    serverCpu: ((used.server * 100) / elapsed).toFixed(0),
-    cpuPerDelivery: ((used.server * 1000) / Math.max(1, latencies.length)).toFixed(1),
+    ...deliveryCells(latencies, expected, lastAt - start, used.server, elapsed),
     dbCpu: "-",
     standbyCpu: "-",
     clientCpu: ((used.client * 100) / elapsed).toFixed(0),
