@@ -56,8 +56,9 @@ export interface TailStats {
   maxQueuedFrames: number;
   /** Times a full queue detached a subscriber. */
   overflows: number;
-  /** Event frames the fan-out wrote straight to a waiting stream's sink (the fast path), and frames it queued. */
+  /** Event frames the fan-out has written straight to a waiting stream's sink (the fast path), in all. */
   pushedFrames: number;
+  /** Event frames the fan-out has queued for the streams' own loops, in all (`queuedFrames` is what waits now). */
   queuedTotal: number;
   /** True once LISTEN is in place (it stays true while postgres.js reconnects it). */
   hasListened: boolean;
