@@ -12,7 +12,10 @@
  *
  * Environment: WRITE_PATH_SECONDS (5), WRITE_PATH_CONCURRENCY (50),
  * WRITE_PATH_POOL (20), WRITE_BATCH_MAX / WRITE_BATCH_WAIT_US (passed to the
- * service as in src/config.ts), WRITE_PATH_ONLY (comma-separated workloads).
+ * service as in src/config.ts), WRITE_PATH_ONLY (comma-separated workloads),
+ * WRITE_PATH_SAMPLE (1; 0 leaves out the wait sampler and the statement
+ * counter, which cost CPU in this process: the sampler polls every 5 ms, and
+ * the counter makes postgres.js capture a stack trace per statement).
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -28,6 +31,7 @@ const SECONDS = Number(process.env.WRITE_PATH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.WRITE_PATH_CONCURRENCY ?? 50);
 const POOL = Number(process.env.WRITE_PATH_POOL ?? 20);
 const SEED = Number(process.env.WRITE_PATH_SEED ?? 8000);
+const SAMPLE = process.env.WRITE_PATH_SAMPLE !== "0";
 const ONLY = (process.env.WRITE_PATH_ONLY ?? "start,append,heartbeat,end").split(",");
 const config = loadConfig(process.env);
 
@@ -43,9 +47,12 @@ const sql = postgres(db.url, {
   max: POOL,
   prepare: true,
   onnotice: () => {},
-  debug: () => {
-    statements++;
-  },
+  // postgres.js captures a stack trace per statement when `debug` is set.
+  debug: SAMPLE
+    ? () => {
+        statements++;
+      }
+    : undefined,
   connection: { application_name: "write-path", idle_in_transaction_session_timeout: 10_000, timezone: "UTC" },
 });
 const wiring = wireService({
@@ -63,10 +70,10 @@ function percentile(sorted: number[], q: number): number {
 
 async function sampleWaits(stop: { done: boolean }): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  while (!stop.done) {
+  while (!stop.done && SAMPLE) {
     const rows = await admin<{ w: string }[]>`
       select coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' ' || state
-        || case when wait_event is null and state = 'active' and ${process.env.WRITE_PATH_QUERIES === "1"} then ' ' || left(regexp_replace(query, '\s+', ' ', 'g'), 90) else '' end as w
+        || case when wait_event is null and state = 'active' and ${process.env.WRITE_PATH_QUERIES === "1"} then ' ' || left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 90) else '' end as w
       from pg_stat_activity where application_name = 'write-path' and state <> 'idle'
     `;
     for (const { w } of rows) counts.set(w, (counts.get(w) ?? 0) + 1);
