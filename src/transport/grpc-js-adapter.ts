@@ -6,27 +6,31 @@
  *
  * Nothing about a call is decided here: each one runs through the same
  * Connect interceptors (validation, access log, error mapping, and whatever
- * is added later) and the same handler functions, via connect-es's own
- * `invokeUnaryImplementation` / `transformInvokeImplementation`. Errors leave
+ * is added later) and the same handler functions, invoked as connect-es's
+ * `invokeUnaryImplementation` / `transformInvokeImplementation` do (the
+ * bidi stream of health's Watch through the latter). Errors leave
  * as gRPC statuses with the `grpc-status-details-bin` trailer that
  * connect-es's gRPC handler writes (`setTrailerStatus`), so both adapters
  * answer byte-for-byte the same details.
  */
-import { fromBinary, toBinary, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
+import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
   createContextValues,
   createServiceImplSpec,
   type ConnectRouter,
+  type ContextValues,
   type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
   type ServiceImplSpec,
   type StreamRequest,
   type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
 } from "@connectrpc/connect";
-import { invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
+import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { isPushSource } from "../feed/push.js";
@@ -122,7 +126,7 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
     case "unary":
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const { context, settle } = contextFor(impl.method, call);
-        invokeUnaryImplementation(impl, context, call.request as never, interceptors).then(
+        invokeUnary(impl, context, call.request, interceptors).then(
           (response) => {
             settle();
             callback(null, response);
@@ -139,7 +143,7 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
       };
     case "bidi_streaming":
       return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        void pump(call, transformInvokeImplementation(impl, contextFor(impl.method, call).context, interceptors)(call as never));
+        void pump(call, transformInvokeImplementation(impl, contextFor(impl.method, call).context.copy(), interceptors)(call as never));
       };
     default:
       throw new Error(`the grpc-js adapter does not serve ${impl.kind} methods (${impl.method.name})`);
@@ -156,26 +160,49 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
  * replica's CPU with 10,000 WatchSessionEvents streams (bench:watch profile).
  * Handlers yield messages made with `create`, so no normalization is needed.
  */
-async function invokeServerStreaming(impl: Extract<MethodImplSpec, { kind: "server_streaming" }>, context: HandlerContext, request: unknown, interceptors: Interceptor[]): Promise<AsyncIterable<unknown>> {
+async function invokeServerStreaming(impl: Extract<MethodImplSpec, { kind: "server_streaming" }>, context: CallContext, request: unknown, interceptors: Interceptor[]): Promise<AsyncIterable<unknown>> {
   const { method } = impl;
   let next: StreamingFn = async (req) => {
     const input = await singleMessage(req.message);
-    const merged: HandlerContext = { ...context, service: req.service, requestHeader: req.header, signal: req.signal, values: req.contextValues };
-    return { stream: true, message: impl.impl(input as never, merged) as AsyncIterable<never>, method, service: method.parent, header: context.responseHeader, trailer: context.responseTrailer };
+    return responseOf(context, impl.impl(input as never, context.forRequest(req)) as AsyncIterable<never>, true) as never;
   };
   for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next as never) as StreamingFn;
-  const response = await next({
-    stream: true,
-    message: oneMessage(request),
-    method,
-    service: method.parent,
-    requestMethod: context.requestMethod,
-    url: context.url,
-    signal: context.signal,
-    header: context.requestHeader,
-    contextValues: context.values,
-  });
+  const response = await next({ ...context.requestCommon(), stream: true, message: oneMessage(request) } as never);
   return response.message;
+}
+
+/**
+ * Runs a unary method through the interceptors as connect-es's
+ * `invokeUnaryImplementation` does (the same request and response shapes,
+ * the response normalized to a message), without copying the response
+ * header and trailer into the context: grpc-js sends neither (see
+ * `CallContext`), so they are made only if something reads them.
+ */
+async function invokeUnary(impl: Extract<MethodImplSpec, { kind: "unary" }>, context: CallContext, request: unknown, interceptors: Interceptor[]): Promise<unknown> {
+  const { method } = impl;
+  let next: UnaryFn = async (req) => {
+    const output = await impl.impl(req.message as never, context.forRequest(req));
+    return responseOf(context, isMessage(output, method.output) ? output : create(method.output, output as never), false) as never;
+  };
+  for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next as never) as UnaryFn;
+  const response = await next({ ...context.requestCommon(), stream: false, message: request } as never);
+  return response.message;
+}
+
+/** A handler's response as interceptors see it; its header and trailer are the context's, made on first read. */
+function responseOf<S extends boolean, M>(context: CallContext, message: M, stream: S) {
+  return {
+    stream,
+    message,
+    method: context.method,
+    service: context.method.parent,
+    get header() {
+      return context.responseHeader;
+    },
+    get trailer() {
+      return context.responseTrailer;
+    },
+  };
 }
 
 /**
@@ -195,6 +222,7 @@ function oneMessage(message: unknown): AsyncIterable<never> {
 }
 
 type StreamingFn = (req: StreamRequest<DescMessage, DescMessage>) => Promise<StreamResponse<DescMessage, DescMessage>>;
+type UnaryFn = (req: UnaryRequest<DescMessage, DescMessage>) => Promise<UnaryResponse<DescMessage, DescMessage>>;
 
 /** Reads the one request message of a server-streaming call (connect-es's `ensureSingle`). */
 async function singleMessage(messages: AsyncIterable<unknown>): Promise<unknown> {
@@ -250,26 +278,108 @@ function drained(call: grpc.ServerWritableStream<unknown, unknown> | grpc.Server
 }
 
 /**
- * Builds the Connect handler context of a grpc-js call: the fields
- * connect-es's `createHandlerContext` sets, with ONE AbortController that
- * aborts on cancel or deadline. (`createHandlerContext` links three: a
- * deadline controller, a linked one, and ours for cancel, each with its
- * listeners: about 1.5 KiB per open WatchSessionEvents stream and a share
- * of every call's CPU.) The reasons are connect-es's: Canceled for the
- * client's cancel, DeadlineExceeded "the operation timed out". No shutdown
- * signal is linked in: the feed and health end their streams on shutdown
- * themselves, and linking every call to one shared signal costs O(open
- * calls) per call (with 10,000 open streams it took ~8% of a replica's CPU
- * in bench:watch).
+ * The Connect handler context of a grpc-js call: the fields connect-es's
+ * `createHandlerContext` sets, with ONE AbortController that aborts on
+ * cancel or deadline. (`createHandlerContext` links three: a deadline
+ * controller, a linked one, and ours for cancel, each with its listeners:
+ * about 1.5 KiB per open WatchSessionEvents stream and a share of every
+ * call's CPU.) The reasons are connect-es's: Canceled for the client's
+ * cancel, DeadlineExceeded "the operation timed out". No shutdown signal is
+ * linked in: the feed and health end their streams on shutdown themselves,
+ * and linking every call to one shared signal costs O(open calls) per call
+ * (with 10,000 open streams it took ~8% of a replica's CPU in bench:watch).
  *
- * `settle` is for a call whose answer is ready: grpc-js emits "cancelled"
- * after EVERY call, answered ones included (it notifies cancellation once it
- * has sent the status), and aborting the context then built a ConnectError
- * (a stack trace) and dispatched abort events for nothing: about a tenth of
- * a no-op call's CPU in a profile. `settle` drops that listener and stops
- * the deadline timer instead.
+ * The response header and trailer are made on first read: grpc-js sends
+ * its own response headers, and the status (with the error details) as
+ * trailers, so handlers' header and trailer fields are not sent on this
+ * adapter, and none of our handlers writes them. Unmade, they save two
+ * `Headers` per call and per open stream.
  */
-function contextFor(method: DescMethod, call: AnyCall): { context: HandlerContext; settle(): void } {
+class CallContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly values = createContextValues();
+  #responseHeader: Headers | undefined;
+  #responseTrailer: Headers | undefined;
+
+  constructor(
+    readonly method: DescMethod,
+    readonly requestHeader: Headers,
+    readonly signal: AbortSignal,
+    /** Deadline in ms since the epoch; undefined without grpc-timeout. */
+    private readonly deadline: number | undefined,
+  ) {}
+
+  get service(): DescService {
+    return this.method.parent;
+  }
+
+  get url(): string {
+    return `/${this.method.parent.typeName}/${this.method.name}`;
+  }
+
+  get responseHeader(): Headers {
+    return (this.#responseHeader ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.#responseTrailer ??= new Headers());
+  }
+
+  readonly timeoutMs = (): number | undefined => (this.deadline === undefined ? undefined : this.deadline - Date.now());
+
+  /** The request fields interceptors get (connect-es's `requestCommon`). */
+  requestCommon() {
+    return { method: this.method, service: this.method.parent, requestMethod: this.requestMethod, url: this.url, signal: this.signal, header: this.requestHeader, contextValues: this.values };
+  }
+
+  /**
+   * The context the handler gets, with what the interceptors passed on
+   * (connect-es's `mergeRequest`): this one when they changed nothing.
+   */
+  forRequest(req: { service: DescService; header: Headers; signal: AbortSignal; contextValues: ContextValues }): HandlerContext {
+    if (req.header === this.requestHeader && req.signal === this.signal && req.contextValues === this.values && req.service === this.service) return this;
+    return this.copy(req);
+  }
+
+  /**
+   * A plain-object copy, with the given request fields, whose response
+   * header and trailer are this context's: for code that spreads contexts
+   * (connect-es's `transformInvokeImplementation` does), which would lose a
+   * class's getters.
+   */
+  copy(req = { service: this.service, header: this.requestHeader, signal: this.signal, contextValues: this.values }): HandlerContext {
+    const context = this;
+    return {
+      method: this.method,
+      service: req.service,
+      protocolName: this.protocolName,
+      requestMethod: this.requestMethod,
+      url: this.url,
+      signal: req.signal,
+      timeoutMs: this.timeoutMs,
+      requestHeader: req.header,
+      get responseHeader() {
+        return context.responseHeader;
+      },
+      get responseTrailer() {
+        return context.responseTrailer;
+      },
+      values: req.contextValues,
+    };
+  }
+}
+
+/**
+ * Builds the context of a grpc-js call (see `CallContext`). `settle` is for
+ * a call whose answer is ready: grpc-js emits "cancelled" after EVERY call,
+ * answered ones included (it notifies cancellation once it has sent the
+ * status), and aborting the context then built a ConnectError (a stack
+ * trace) and dispatched abort events for nothing: about a tenth of a no-op
+ * call's CPU in a profile. `settle` drops that listener and stops the
+ * deadline timer instead.
+ */
+function contextFor(method: DescMethod, call: AnyCall): { context: CallContext; settle(): void } {
   const controller = new AbortController();
   const onCancel = () => controller.abort(new ConnectError("canceled by the client", Code.Canceled));
   (call as NodeJS.EventEmitter).once("cancelled", onCancel);
@@ -281,21 +391,8 @@ function contextFor(method: DescMethod, call: AnyCall): { context: HandlerContex
   for (const [key, value] of Object.entries(call.metadata.getMap())) {
     if (typeof value === "string") header.append(key, value);
   }
-  const context: HandlerContext = {
-    service: method.parent,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: `/${method.parent.typeName}/${method.name}`,
-    signal: controller.signal,
-    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
-    requestHeader: header,
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    values: createContextValues(),
-  };
   return {
-    context,
+    context: new CallContext(method, header, controller.signal, deadline),
     settle() {
       (call as NodeJS.EventEmitter).off("cancelled", onCancel);
       clearTimeout(timer);

@@ -76,7 +76,8 @@ export function createAccessInterceptor(log: Logger, observer?: CallObserver): I
   return (next) => async (req) => {
     const started = performance.now();
     const protocol = protocolOf(req.header.get("content-type") ?? "");
-    const fields: Fields = { rpc: req.method.name, protocol, ...(req.stream ? {} : ids(req.message)) };
+    const fields: Fields = { rpc: req.method.name, protocol };
+    const request = req.stream ? undefined : req.message;
     const observed = observer?.started({
       type: CALL_TYPES[req.method.methodKind] ?? "unary",
       service: req.service.typeName,
@@ -84,18 +85,20 @@ export function createAccessInterceptor(log: Logger, observer?: CallObserver): I
       protocol,
     });
     const span = startRpcSpan(req.service.typeName, req.method.name, protocol, req.header);
-    const done = (error: ConnectError | undefined, extra: Fields = {}) => {
+    const done = (error: ConnectError | undefined, extra?: () => Fields) => {
       const codeName = error === undefined ? "OK" : Code[error.code];
       observed?.finished(codeName, (performance.now() - started) / 1000);
-      Object.assign(fields, span.logFields());
+      const logFields = span.logFields();
       span.end(codeName, error?.code ?? 0);
+      const level = error?.code === Code.Internal ? "error" : "info";
+      if (!log.isLevelEnabled(level)) return;
       const principal = req.contextValues.get(PRINCIPAL);
       if (principal !== null) fields.principal = principal.id;
+      if (request !== undefined) Object.assign(fields, ids(request));
       const code = error === undefined ? "ok" : Code[error.code];
-      const level = error?.code === Code.Internal ? "error" : "info";
       // The cause (e.g. the driver's error behind DATABASE_UNAVAILABLE) is logged, never sent.
       const cause = error?.cause === undefined || error.code === Code.Canceled ? {} : { err: error.cause };
-      log[level]({ ...fields, ...extra, code, ...cause, durationMs: Math.round(performance.now() - started) }, "rpc");
+      log[level]({ ...fields, ...logFields, ...extra?.(), code, ...cause, durationMs: Math.round(performance.now() - started) }, "rpc");
     };
     let res;
     try {
@@ -107,27 +110,29 @@ export function createAccessInterceptor(log: Logger, observer?: CallObserver): I
     }
     if (!res.stream) {
       observed?.sent();
-      done(undefined, ids(res.message));
+      const response = res.message;
+      done(undefined, () => ids(response));
       return res;
     }
     let frames = 0;
-    return {
-      ...res,
-      message: mapStream(() => res.message, {
+    // Changed in place, not spread: a spread would read (and so make) the grpc-js adapter's lazy header and trailer.
+    const source = res.message;
+    return Object.assign(res, {
+      message: mapStream(() => source, {
         map(message) {
           frames++;
           observed?.sent();
           return message;
         },
         // A stream that stops because its client went away is logged as canceled.
-        end: () => done(req.signal.aborted ? canceled() : undefined, { frames }),
+        end: () => done(req.signal.aborted ? canceled() : undefined, () => ({ frames })),
         async fail(error) {
           const mapped = await classify(error, req);
-          done(mapped, { frames });
+          done(mapped, () => ({ frames }));
           return mapped;
         },
       }),
-    };
+    });
   };
 }
 
