@@ -189,6 +189,25 @@ export function createMetrics(options: MetricsOptions): Metrics {
     });
   }
 
+  /** One call's observations (a class: every open stream holds one). */
+  class ObservedCall {
+    constructor(
+      private readonly labels: Record<"grpc_type" | "grpc_service" | "grpc_method" | "protocol", string>,
+      private readonly sentChild: { inc(): void },
+      private readonly watching: boolean,
+    ) {}
+
+    sent(): void {
+      this.sentChild.inc();
+    }
+
+    finished(code: string, seconds: number): void {
+      if (this.watching) watchStreams.dec({ protocol: this.labels.protocol });
+      handled.inc({ ...this.labels, grpc_code: code });
+      handling.observe({ ...this.labels, grpc_code: code }, seconds);
+    }
+  }
+
   return {
     registry,
     started(call) {
@@ -197,15 +216,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       received.inc(labels);
       const watching = call.method === "WatchSessionEvents";
       if (watching) watchStreams.inc({ protocol: call.protocol });
-      const sentChild = sent.labels(labels);
-      return {
-        sent: () => sentChild.inc(),
-        finished(code, seconds) {
-          if (watching) watchStreams.dec({ protocol: call.protocol });
-          handled.inc({ ...labels, grpc_code: code });
-          handling.observe({ ...labels, grpc_code: code }, seconds);
-        },
-      };
+      return new ObservedCall(labels, sent.labels(labels), watching);
     },
     delivered(receiveTime) {
       lag.observe(Math.max(0, (Date.now() - receiveTime.getTime()) / 1000));

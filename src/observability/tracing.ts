@@ -67,20 +67,30 @@ export function startRpcSpan(service: string, method: string, protocol: "grpc" |
     },
     parent,
   );
-  return {
-    context: trace.setSpan(parent, span),
-    logFields(): Record<string, string> {
-      if (!span.isRecording()) return {};
-      const { traceId, spanId } = span.spanContext();
-      return { trace_id: traceId, span_id: spanId };
-    },
-    end(code, numericCode) {
-      if (protocol !== "connect") span.setAttribute("rpc.grpc.status_code", numericCode);
-      else if (code !== "OK") span.setAttribute("rpc.connect_rpc.error_code", code.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase());
-      if (SERVER_ERRORS.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
-      span.end();
-    },
-  };
+  return new ServerSpan(trace.setSpan(parent, span), span, protocol);
+}
+
+/** `RpcSpan` as a class: every open stream holds one. */
+class ServerSpan implements RpcSpan {
+  constructor(
+    readonly context: Context,
+    private readonly span: Span,
+    private readonly protocol: "grpc" | "grpc_web" | "connect",
+  ) {}
+
+  logFields(): Record<string, string> {
+    if (!this.span.isRecording()) return {};
+    const { traceId, spanId } = this.span.spanContext();
+    return { trace_id: traceId, span_id: spanId };
+  }
+
+  end(code: string, numericCode: number): void {
+    const { span } = this;
+    if (this.protocol !== "connect") span.setAttribute("rpc.grpc.status_code", numericCode);
+    else if (code !== "OK") span.setAttribute("rpc.connect_rpc.error_code", code.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase());
+    if (SERVER_ERRORS.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+    span.end();
+  }
 }
 
 /** Runs `work` (one database transaction) in a client span, a child of the active RPC span. */

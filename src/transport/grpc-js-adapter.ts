@@ -17,9 +17,9 @@ import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMet
 import {
   Code,
   ConnectError,
-  createContextValues,
   createServiceImplSpec,
   type ConnectRouter,
+  type ContextKey,
   type ContextValues,
   type HandlerContext,
   type Interceptor,
@@ -278,6 +278,28 @@ function drained(call: grpc.ServerWritableStream<unknown, unknown> | grpc.Server
 }
 
 /**
+ * connect-es's `createContextValues` as a class: its object literal makes
+ * three new functions per call (and per open stream); these share a
+ * prototype. Values are own properties keyed by the key's symbol, as there.
+ */
+class CallValues implements ContextValues {
+  get<T>(key: ContextKey<T>): T {
+    const values = this as unknown as Record<symbol, T>;
+    return key.id in values ? values[key.id]! : key.defaultValue;
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    (this as unknown as Record<symbol, T>)[key.id] = value;
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    delete (this as unknown as Record<symbol, unknown>)[key.id];
+    return this;
+  }
+}
+
+/**
  * The Connect handler context of a grpc-js call: the fields connect-es's
  * `createHandlerContext` sets, with ONE AbortController that aborts on
  * cancel or deadline. (`createHandlerContext` links three: a deadline
@@ -298,7 +320,7 @@ function drained(call: grpc.ServerWritableStream<unknown, unknown> | grpc.Server
 class CallContext implements HandlerContext {
   readonly protocolName = "grpc";
   readonly requestMethod = "POST";
-  readonly values = createContextValues();
+  readonly values: ContextValues = new CallValues();
   #responseHeader: Headers | undefined;
   #responseTrailer: Headers | undefined;
 
@@ -381,8 +403,9 @@ class CallContext implements HandlerContext {
  */
 function contextFor(method: DescMethod, call: AnyCall): { context: CallContext; settle(): void } {
   const controller = new AbortController();
+  // `on`, not `once`: grpc-js emits "cancelled" once per call, and `once` keeps a wrapper function per open stream.
   const onCancel = () => controller.abort(new ConnectError("canceled by the client", Code.Canceled));
-  (call as NodeJS.EventEmitter).once("cancelled", onCancel);
+  (call as NodeJS.EventEmitter).on("cancelled", onCancel);
   const at = call.getDeadline();
   const deadline = at instanceof Date ? at.getTime() : Number.isFinite(at) ? at : undefined;
   const timer =

@@ -30,14 +30,16 @@ export interface StreamHooks<T, U> {
  * source when the source is one.
  */
 export function mapStream<T, U>(open: () => AsyncIterable<T>, hooks: StreamHooks<T, U>): AsyncIterable<U> {
-  return { [Symbol.asyncIterator]: () => new MappedStream(open, hooks) };
+  return new MappedStream(open, hooks);
 }
 
 /**
- * The iterator of `mapStream`; it is also the sink it gives its source (a
- * class, not closures: every open WatchSessionEvents stream holds two).
+ * The iterator of `mapStream`, its own iterable (a response stream is read
+ * once), and the sink it gives its source. A class whose methods hold no
+ * closures: every open WatchSessionEvents stream holds two of these for
+ * as long as it is open.
  */
-class MappedStream<T, U> implements AsyncIterator<U>, PushSource<U>, Sink<T> {
+class MappedStream<T, U> implements AsyncIterableIterator<U>, PushSource<U>, Sink<T> {
   private source: AsyncIterator<T> | null = null;
   private consumer: Sink<U> | null = null;
   private settled = false;
@@ -47,16 +49,26 @@ class MappedStream<T, U> implements AsyncIterator<U>, PushSource<U>, Sink<T> {
     private readonly hooks: StreamHooks<T, U>,
   ) {}
 
-  next(): Promise<IteratorResult<U>> {
-    if (this.source === null) {
-      try {
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<U>> {
+    let result: IteratorResult<T>;
+    try {
+      if (this.source === null) {
         this.source = this.open()[Symbol.asyncIterator]();
-      } catch (error) {
-        return this.onError(error);
+        if (this.consumer !== null && isPushSource<T>(this.source)) this.source.pushTo(this);
       }
-      if (this.consumer !== null && isPushSource<T>(this.source)) this.source.pushTo(this);
+      result = await this.source.next();
+    } catch (error) {
+      if (this.settled) throw error;
+      this.settled = true;
+      throw await this.hooks.fail(error);
     }
-    return this.source.next().then(this.onResult, this.onError);
+    if (result.done !== true) return { done: false, value: this.hooks.map(result.value) };
+    this.end();
+    return { done: true, value: undefined };
   }
 
   async return(): Promise<IteratorResult<U>> {
@@ -89,16 +101,4 @@ class MappedStream<T, U> implements AsyncIterator<U>, PushSource<U>, Sink<T> {
     this.settled = true;
     this.hooks.end();
   }
-
-  private readonly onResult = (result: IteratorResult<T>): IteratorResult<U> => {
-    if (result.done !== true) return { done: false, value: this.hooks.map(result.value) };
-    this.end();
-    return { done: true, value: undefined };
-  };
-
-  private readonly onError = async (error: unknown): Promise<never> => {
-    if (this.settled) throw error;
-    this.settled = true;
-    throw await this.hooks.fail(error);
-  };
 }
