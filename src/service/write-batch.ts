@@ -217,7 +217,7 @@ export async function runBatch(tx: Transaction, commitWith: CommitWith, writes: 
   }
   const hasKeys = keys.byUser.length + keys.bySession.length > 0;
 
-  // Exchange 1: the locks, then every read, in one pipeline.
+  // Exchange 1, behind BEGIN: generic plans, the locks, then every read, in one pipeline.
   const [, , sessions, histories, found, now] = await Promise.all([
     batchRepo.useGenericPlans(tx),
     batchRepo.lockUsers(tx, startUsers, sessionIds),
