@@ -15,7 +15,7 @@
  * not in a check of the statement's result afterwards.
  */
 import type { Sql, Transaction } from "./database.js";
-import { codeOf } from "./errors.js";
+import { codeOf, isDatabaseUnavailable } from "./errors.js";
 
 /** SQLSTATE of a statement sent after an earlier one failed in the same transaction. */
 const IN_FAILED_TRANSACTION = "25P02";
@@ -38,7 +38,8 @@ export type CommitWith = <T extends readonly unknown[]>(last: readonly [...T]) =
  * before `work` starts, so `work`'s first statements go out with it; `work`
  * must end the transaction with `commitWith` (its last statements, or `[]`).
  * If `work` throws before that, the transaction is rolled back. The
- * connection returns to the pool either way.
+ * connection returns to the pool, unless it was lost (then nothing more is
+ * sent on it: the server ends the transaction).
  *
  * @throws what `work` or `commitWith` throws; the driver's error when no
  *   connection can be had.
@@ -65,12 +66,17 @@ export async function pipelinedTransaction<T>(sql: Sql, work: (tx: Transaction, 
     if (tag !== "COMMIT") throw new Error(`COMMIT answered ${tag}`);
     return settled.slice(0, -1).map((outcome) => (outcome as PromiseFulfilledResult<unknown>).value) as never;
   };
+  let lost = false;
   try {
     return await work(tx, commitWith);
   } catch (error) {
-    if (!committing) await connection`rollback`.catch(() => {});
+    lost = isDatabaseUnavailable(error);
+    if (!committing && !lost) await connection`rollback`.catch(() => {});
     throw error;
   } finally {
-    connection.release();
+    // A lost connection is not given back: postgres.js has already put it among its closed
+    // connections (to reconnect on demand), and `release` would move it to the open ones, where
+    // the next statement would be written to a socket that is gone. PostgreSQL rolled it back.
+    if (!lost) connection.release();
   }
 }

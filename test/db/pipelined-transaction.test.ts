@@ -11,10 +11,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { updateSessions, useGenericPlans } from "../../src/db/batch-repository.js";
 import { findSession } from "../../src/db/session-repository.js";
+import { openDatabase } from "../../src/db/database.js";
+import { isDatabaseUnavailable } from "../../src/db/errors.js";
 import { pipelinedTransaction } from "../../src/db/pipelined-transaction.js";
 import { createSessionService } from "../../src/service/session-service.js";
 import pino from "pino";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
+import { waitFor } from "../support/wait.js";
 
 let db: IsolatedDatabase;
 
@@ -79,6 +82,26 @@ describe("pipelined transaction", () => {
     });
     const [after] = await db.sql<[{ plan_cache_mode: string }]>`show plan_cache_mode`;
     expect(after.plan_cache_mode).toBe("auto");
+  });
+
+  it("fails with the connection's error when PostgreSQL drops it mid-transaction, sends nothing more on it, and the pool reconnects", async () => {
+    const other = openDatabase({ url: db.url, max: 1 });
+    let pid = 0;
+    try {
+      const lost = pipelinedTransaction(db.sql, async (tx, commitWith) => {
+        [{ pid }] = await tx<[{ pid: number }]>`insert into probe values ('i', 1) returning pg_backend_pid() as pid`;
+        await other`select pg_terminate_backend(${pid})`;
+        await waitFor(async () => (await other<[{ n: number }]>`select count(*)::int as n from pg_stat_activity where pid = ${pid}`)[0].n === 0);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // the socket's close reaches postgres.js
+        return commitWith([tx`insert into probe values ('j', 1)`]);
+      });
+      await expect(lost).rejects.toSatisfy(isDatabaseUnavailable);
+      const [again] = await db.sql<[{ pid: number }]>`select pg_backend_pid() as pid`;
+      expect(again.pid).not.toBe(pid);
+      expect(await stored()).not.toHaveProperty("i");
+    } finally {
+      await other.end();
+    }
   });
 });
 
