@@ -2,10 +2,10 @@
 -- serialization_failure (SQLSTATE 40001) with the message. A write whose
 -- guard can only be judged from the statement's own result (an update that
 -- must match every row it was given) calls it in the same statement, so the
--- transaction aborts there and a COMMIT already pipelined behind the
--- statement ends it as ROLLBACK (src/db/pipelined-transaction.ts). 40001
--- because the cause is a concurrent change: the service retries the
--- transaction. Without table data, it is created on every node under Citus.
+-- transaction aborts there, whatever is sent after it (the write batch's
+-- session update, src/db/batch-repository.ts). 40001 because the cause is a
+-- concurrent change: the service retries the transaction. Without table
+-- data, it is created on every node under Citus.
 create function session_manager_check(ok boolean, message text) returns boolean
 language plpgsql
 as $$

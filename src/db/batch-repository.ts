@@ -142,8 +142,8 @@ export interface SessionUpdate {
 
 /**
  * Stores the new state of existing sessions (one statement; metadata and
- * is_training_data are left as they are). Its guard is in the statement, so
- * that a COMMIT pipelined behind it cannot commit a partial update.
+ * is_training_data are left as they are). Its guard fails inside the
+ * statement, so the transaction is aborted at the statement itself.
  *
  * @throws PostgresError 40001 (serialization_failure, from
  *   `session_manager_check`) when a session's `last_seq` is no longer

@@ -6,7 +6,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Executor, Sql, Transaction } from "../db/database.js";
 import { isRetryable, toDomainError } from "../db/errors.js";
-import { pipelinedTransaction, type CommitWith } from "../db/pipelined-transaction.js";
 import { inDatabaseSpan } from "../observability/tracing.js";
 
 /** Signals that a session changed between read and write; the transaction is retried. */
@@ -26,22 +25,9 @@ const MAX_ATTEMPTS = 5;
  * failures into DATABASE_UNAVAILABLE.
  */
 export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: Transaction) => Promise<T>): Promise<T> {
-  return retried(log, () => sql.begin(work) as Promise<T>);
-}
-
-/**
- * Runs `work` in a pipelined transaction (src/db/pipelined-transaction.ts:
- * BEGIN and COMMIT travel with `work`'s first and last statements), with the
- * retries and error mapping of `inTransaction`.
- */
-export async function inPipelinedTransaction<T>(sql: Sql, log: Logger, work: (tx: Transaction, commitWith: CommitWith) => Promise<T>): Promise<T> {
-  return retried(log, () => pipelinedTransaction(sql, work));
-}
-
-async function retried<T>(log: Logger, run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await inDatabaseSpan("db.transaction", run);
+      return (await inDatabaseSpan("db.transaction", () => sql.begin(work))) as T;
     } catch (error) {
       const retry = error instanceof StaleSession || isRetryable(error);
       if (retry && attempt < MAX_ATTEMPTS) {

@@ -3,11 +3,12 @@
  * EndSession, AppendSessionEvent, HeartbeatSession) run in one transaction,
  * with the guarantees each has alone.
  *
- * A batch is two round trips to PostgreSQL (src/db/pipelined-transaction.ts):
- * (1) BEGIN, one statement that takes the advisory lock of every user
- * involved, in user_id order, then the reads (sessions, user histories,
- * idempotency keys, the clock) behind it; (2) the writes (updated sessions,
- * new sessions and users, events in command order) and COMMIT. In between, the commands
+ * A batch is two pipelined exchanges with PostgreSQL between BEGIN and
+ * COMMIT: (1) generic plans for the transaction, one statement that takes
+ * the advisory lock of every user involved, in user_id order, then the reads
+ * (sessions, user histories, idempotency keys, the clock) behind it; (2) the
+ * writes (updated sessions, new sessions and users, events in command
+ * order). In between, the commands
  * are decided one after another, in arrival order, by the same domain rules
  * as alone, each against the state the previous ones left (`BatchState`): a
  * second command with the same record_id sees the first's event and is a
@@ -28,7 +29,6 @@
 import type { Logger } from "pino";
 import * as batchRepo from "../db/batch-repository.js";
 import type { Sql, Transaction } from "../db/database.js";
-import { pipelinedTransaction, type CommitWith } from "../db/pipelined-transaction.js";
 import type { UserHistory } from "../db/session-repository.js";
 import { readClock } from "../db/locks.js";
 import { classifyRequest, type AppendCommand, type EndCommand, type StartCommand } from "../domain/commands.js";
@@ -38,7 +38,7 @@ import { planAppend, planEnd, planHeartbeat, planLapse, planMakeRoom, planStart,
 import { LIFECYCLE_TYPES, type NewSessionEvent, type Session, type SessionEvent } from "../domain/session.js";
 import { inDatabaseSpan } from "../observability/tracing.js";
 import type { CommitReport, OnCommitted } from "./commits.js";
-import { inPipelinedTransaction } from "./transaction.js";
+import { inTransaction } from "./transaction.js";
 
 /** A mutating command as the batch runs it; `hash` is its request fingerprint (requestHash). */
 export type WriteCommand =
@@ -201,13 +201,13 @@ export interface BatchOutcome {
 
 /**
  * Runs a batch's commands in `tx` (see the module comment): locks, reads,
- * decides each command, writes and commits. Command failures are settled
- * per command; anything thrown fails the whole transaction.
+ * decides each command, writes. Command failures are settled per command;
+ * anything thrown fails the whole transaction.
  *
  * @throws PostgresError 40001 if a session changed without its user's lock
  *   (`updateSessions`); the transaction did not commit.
  */
-export async function runBatch(tx: Transaction, commitWith: CommitWith, writes: WriteCommand[], defaultIdleTimeoutMs: number): Promise<BatchOutcome> {
+export async function runBatch(tx: Transaction, writes: WriteCommand[], defaultIdleTimeoutMs: number): Promise<BatchOutcome> {
   const startUsers = [...new Set(writes.flatMap((w) => (w.kind === "start" ? [w.command.userId] : [])))];
   const sessionIds = [...new Set(writes.flatMap((w) => sessionIdOf(w) ?? []))];
   const keys: batchRepo.KeyLookup = { byUser: [], bySession: [] };
@@ -217,7 +217,7 @@ export async function runBatch(tx: Transaction, commitWith: CommitWith, writes: 
   }
   const hasKeys = keys.byUser.length + keys.bySession.length > 0;
 
-  // Exchange 1, behind BEGIN: generic plans, the locks, then every read, in one pipeline.
+  // Exchange 1: generic plans, the locks, then every read, in one pipeline.
   const [, , sessions, histories, found, now] = await Promise.all([
     batchRepo.useGenericPlans(tx),
     batchRepo.lockUsers(tx, startUsers, sessionIds),
@@ -264,9 +264,9 @@ export async function runBatch(tx: Transaction, commitWith: CommitWith, writes: 
     }
   });
 
-  // Exchange 2: every write, then COMMIT, in one pipeline. Existing sessions
-  // first: an open session that a command ended leaves the user's "one open
-  // session" slot before a new session takes it.
+  // Exchange 2: every write, in one pipeline. Existing sessions first: an
+  // open session that a command ended leaves the user's "one open session"
+  // slot before a new session takes it.
   const updates: batchRepo.SessionUpdate[] = [];
   const inserts: Session[] = [];
   for (const sessionId of state.dirty) {
@@ -274,7 +274,7 @@ export async function runBatch(tx: Transaction, commitWith: CommitWith, writes: 
     if (state.created.has(sessionId)) inserts.push(session);
     else updates.push({ session, previousSeq: state.storedSeq.get(sessionId)! });
   }
-  const [, , positions] = await commitWith([
+  const [, , positions] = await Promise.all([
     updates.length > 0 ? batchRepo.updateSessions(tx, updates) : undefined,
     inserts.length > 0 ? batchRepo.insertSessions(tx, inserts) : undefined,
     state.events.length > 0 ? batchRepo.insertEvents(tx, state.events) : new Map<string, SessionEvent["position"]>(),
@@ -347,7 +347,7 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
   /** Runs one transaction for `batch`, retried whole while it holds one command (as before batching). */
   async function runAlone(item: Pending): Promise<void> {
     try {
-      const outcome = await inPipelinedTransaction(sql, log, (tx, commitWith) => runBatch(tx, commitWith, [item.write], defaultIdleTimeoutMs));
+      const outcome = await inTransaction(sql, log, (tx) => runBatch(tx, [item.write], defaultIdleTimeoutMs));
       if (outcome.report.events > 0) onEventsCommitted(outcome.report);
       settle(item, outcome.settled[0]!);
     } catch (error) {
@@ -360,8 +360,8 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     try {
       // Traced as one span, under the RPC whose call opened the batch (the timer runs in its context).
       outcome = (await inDatabaseSpan("db.transaction", () =>
-        pipelinedTransaction(sql, (tx, commitWith) => runBatch(tx, commitWith, batch.map((item) => item.write), defaultIdleTimeoutMs)),
-      ));
+        sql.begin((tx) => runBatch(tx, batch.map((item) => item.write), defaultIdleTimeoutMs)),
+      )) as BatchOutcome;
     } catch (error) {
       // Nothing of this transaction committed: each command runs again alone, with its own retries.
       log.debug({ err: error, commands: batch.length }, "write batch failed; running its commands one by one");
