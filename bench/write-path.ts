@@ -5,7 +5,9 @@
  * and WRITE_PATH_CONCURRENCY (50) closed-loop callers per workload
  * (StartSession for new users, AppendSessionEvent round-robin over seeded
  * sessions, EndSession once per seeded session, HeartbeatSession). Prints,
- * per workload: calls/s, p50/p99, Node CPU ms per call, statements and
+ * per workload: calls/s, p50/p99, Node CPU ms per call, socket writes per
+ * call (all of this process's sockets are PostgreSQL connections), calls per
+ * transaction (the write batches' size), statements and
  * round trips per call (counted at the wire through postgres.js `debug` and
  * the socket's writes), and the wait events PostgreSQL backends were seen
  * in (sampled from pg_stat_activity every 5 ms).
@@ -18,6 +20,7 @@
  * the counter makes postgres.js capture a stack trace per statement).
  */
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
@@ -34,6 +37,14 @@ const SEED = Number(process.env.WRITE_PATH_SEED ?? 8000);
 const SAMPLE = process.env.WRITE_PATH_SAMPLE !== "0";
 const ONLY = (process.env.WRITE_PATH_ONLY ?? "start,append,heartbeat,end").split(",");
 const config = loadConfig(process.env);
+
+// Socket writes (each a syscall, and on loopback the receiver's wake-up): every client socket in this process is a PostgreSQL connection.
+let socketWrites = 0;
+const socketWrite = net.Socket.prototype.write;
+net.Socket.prototype.write = function (this: net.Socket, ...args: Parameters<net.Socket["write"]>) {
+  socketWrites++;
+  return socketWrite.apply(this, args);
+} as net.Socket["write"];
 
 const tmp = mkdtempSync(join(os.tmpdir(), "session-manager-write-path-"));
 chmodSync(tmp, 0o755);
@@ -55,6 +66,13 @@ const sql = postgres(db.url, {
     : undefined,
   connection: { application_name: "write-path", idle_in_transaction_session_timeout: 10_000, timezone: "UTC" },
 });
+// Transactions (sql.begin calls: one per write batch, one per command retried alone).
+let transactions = 0;
+const begin = sql.begin.bind(sql);
+sql.begin = ((...args: Parameters<typeof sql.begin>) => {
+  transactions++;
+  return begin(...args);
+}) as typeof sql.begin;
 const wiring = wireService({
   ...config,
   sql,
@@ -89,6 +107,8 @@ async function run(name: string, call: (i: number) => Promise<unknown>, limit = 
   const firstError: string[] = [];
   const deadline = performance.now() + SECONDS * 1000;
   const s0 = statements;
+  const w0 = socketWrites;
+  const x0 = transactions;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const stop = { done: false };
@@ -116,7 +136,8 @@ async function run(name: string, call: (i: number) => Promise<unknown>, limit = 
   const n = latencies.length;
   console.log(
     `${name.padEnd(10)} ${(n / wall).toFixed(0).padStart(6)} calls/s  p50 ${percentile(latencies, 0.5).toFixed(2)} ms  p99 ${percentile(latencies, 0.99).toFixed(2)} ms  ` +
-      `errors ${errors}  Node CPU ${((cpu.user + cpu.system) / 1000 / n).toFixed(3)} ms/call  statements ${((statements - s0) / n).toFixed(2)}/call` +
+      `errors ${errors}  Node CPU ${((cpu.user + cpu.system) / 1000 / n).toFixed(3)} ms/call  statements ${((statements - s0) / n).toFixed(2)}/call  socket writes ${((socketWrites - w0) / n).toFixed(2)}/call  ` +
+      `calls/transaction ${(n / Math.max(1, transactions - x0)).toFixed(2)}` +
       (firstError.length ? `  first error: ${firstError[0]}` : ""),
   );
   console.log(`           waits: ${waitCounts.map(([w, c]) => `${w} ${c}`).join(", ")}`);

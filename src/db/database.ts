@@ -21,6 +21,41 @@ export type Executor = postgres.Sql | postgres.TransactionSql;
  */
 export type Transaction = postgres.TransactionSql;
 
+/**
+ * A transaction begun by `beginPipelined`: `commit()` returns a COMMIT to
+ * send in the same pipeline as the transaction's last statements (pass it
+ * last to the same `Promise.all`). PostgreSQL runs a connection's statements
+ * in order, so if one of them fails the transaction is aborted and the COMMIT
+ * ends it as ROLLBACK: a guard that must hold for the commit has to fail in
+ * SQL, inside its statement (see `session_manager_check`, migration 006), not
+ * in a check of a result afterwards. A statement issued after `commit()` is
+ * rejected (AFTER_COMMIT) rather than run outside the transaction.
+ */
+export interface PipelinedTransaction extends Transaction {
+  commit(): postgres.PendingQuery<postgres.Row[]>;
+}
+
+/**
+ * Runs `work` in a transaction like `sql.begin`, in fewer round trips: BEGIN
+ * is sent with `work`'s first statements instead of awaited before `work`
+ * runs, and `work` may send COMMIT with its last statements (`tx.commit()`);
+ * otherwise COMMIT follows when `work` resolves. `options` are BEGIN's
+ * (e.g. "isolation level repeatable read read only"). This is a local patch
+ * of postgres.js (patches/postgres+3.4.9.patch), in its `begin`, so the
+ * connection handling (a lost connection rejects the transaction) is
+ * postgres.js's own. Statements after a failed BEGIN are rejected with its
+ * error, never run outside the transaction.
+ *
+ * @throws what `work` throws (after ROLLBACK); COMMIT_ROLLED_BACK if a
+ *   pipelined COMMIT answered ROLLBACK without a statement failing; the
+ *   driver's error when the connection fails (whether a sent COMMIT
+ *   committed is then unknown, as with any COMMIT).
+ */
+export function beginPipelined<T>(sql: Sql, work: (tx: PipelinedTransaction) => Promise<T>, options = ""): Promise<T> {
+  const patched = sql as unknown as { beginPipelined(options: string, work: (tx: PipelinedTransaction) => Promise<T>): Promise<T> };
+  return patched.beginPipelined(options, work);
+}
+
 /** Configures `openDatabase`; `url` is the connection URL (DATABASE_URL, or the embedded server's). */
 export interface DatabaseOptions {
   url: string;

@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import type { Executor, Sql, Transaction } from "../db/database.js";
+import { beginPipelined, type Executor, type PipelinedTransaction, type Sql } from "../db/database.js";
 import { isRetryable, toDomainError } from "../db/errors.js";
 import { inDatabaseSpan } from "../observability/tracing.js";
 
@@ -24,10 +24,10 @@ const MAX_ATTEMPTS = 5;
  * deadlocks, serialization failures and StaleSession, and turning connection
  * failures into DATABASE_UNAVAILABLE.
  */
-export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: Transaction) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(sql: Sql, log: Logger, work: (tx: PipelinedTransaction) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await inDatabaseSpan("db.transaction", () => sql.begin(work))) as T;
+      return await inDatabaseSpan("db.transaction", () => beginPipelined(sql, work));
     } catch (error) {
       const retry = error instanceof StaleSession || isRetryable(error);
       if (retry && attempt < MAX_ATTEMPTS) {
@@ -56,9 +56,9 @@ export async function inRead<T>(sql: Sql, work: (ex: Executor) => Promise<T>): P
  * DATABASE_UNAVAILABLE. Not retried: a read-only repeatable-read
  * transaction never fails with a serialization error.
  */
-export async function inSnapshot<T>(sql: Sql, work: (tx: Transaction) => Promise<T>): Promise<T> {
+export async function inSnapshot<T>(sql: Sql, work: (tx: PipelinedTransaction) => Promise<T>): Promise<T> {
   try {
-    return (await inDatabaseSpan("db.transaction", () => sql.begin("isolation level repeatable read read only", work))) as T;
+    return await inDatabaseSpan("db.transaction", () => beginPipelined(sql, work, "isolation level repeatable read read only"));
   } catch (error) {
     throw toDomainError(error);
   }

@@ -3,12 +3,12 @@
  * EndSession, AppendSessionEvent, HeartbeatSession) run in one transaction,
  * with the guarantees each has alone.
  *
- * A batch is two pipelined exchanges with PostgreSQL between BEGIN and
- * COMMIT: (1) generic plans for the transaction, one statement that takes
+ * A batch is two pipelined exchanges with PostgreSQL (`beginPipelined`):
+ * (1) BEGIN, generic plans for the transaction, one statement that takes
  * the advisory lock of every user involved, in user_id order, then the reads
  * (sessions, user histories, idempotency keys, the clock) behind it; (2) the
  * writes (updated sessions, new sessions and users, events in command
- * order). In between, the commands
+ * order) and COMMIT. In between, the commands
  * are decided one after another, in arrival order, by the same domain rules
  * as alone, each against the state the previous ones left (`BatchState`): a
  * second command with the same record_id sees the first's event and is a
@@ -28,7 +28,7 @@
  */
 import type { Logger } from "pino";
 import * as batchRepo from "../db/batch-repository.js";
-import type { Sql, Transaction } from "../db/database.js";
+import { beginPipelined, type PipelinedTransaction, type Sql } from "../db/database.js";
 import type { UserHistory } from "../db/session-repository.js";
 import { readClock } from "../db/locks.js";
 import { classifyRequest, type AppendCommand, type EndCommand, type StartCommand } from "../domain/commands.js";
@@ -207,7 +207,7 @@ export interface BatchOutcome {
  * @throws PostgresError 40001 if a session changed without its user's lock
  *   (`updateSessions`); the transaction did not commit.
  */
-export async function runBatch(tx: Transaction, writes: WriteCommand[], defaultIdleTimeoutMs: number): Promise<BatchOutcome> {
+export async function runBatch(tx: PipelinedTransaction, writes: WriteCommand[], defaultIdleTimeoutMs: number): Promise<BatchOutcome> {
   const startUsers = [...new Set(writes.flatMap((w) => (w.kind === "start" ? [w.command.userId] : [])))];
   const sessionIds = [...new Set(writes.flatMap((w) => sessionIdOf(w) ?? []))];
   const keys: batchRepo.KeyLookup = { byUser: [], bySession: [] };
@@ -217,7 +217,7 @@ export async function runBatch(tx: Transaction, writes: WriteCommand[], defaultI
   }
   const hasKeys = keys.byUser.length + keys.bySession.length > 0;
 
-  // Exchange 1: generic plans, the locks, then every read, in one pipeline.
+  // Exchange 1 (behind BEGIN): generic plans, the locks, then every read, in one pipeline.
   const [, , sessions, histories, found, now] = await Promise.all([
     batchRepo.useGenericPlans(tx),
     batchRepo.lockUsers(tx, startUsers, sessionIds),
@@ -264,9 +264,9 @@ export async function runBatch(tx: Transaction, writes: WriteCommand[], defaultI
     }
   });
 
-  // Exchange 2: every write, in one pipeline. Existing sessions first: an
-  // open session that a command ended leaves the user's "one open session"
-  // slot before a new session takes it.
+  // Exchange 2: every write and COMMIT, in one pipeline. Existing sessions
+  // first: an open session that a command ended leaves the user's "one open
+  // session" slot before a new session takes it.
   const updates: batchRepo.SessionUpdate[] = [];
   const inserts: Session[] = [];
   for (const sessionId of state.dirty) {
@@ -278,6 +278,7 @@ export async function runBatch(tx: Transaction, writes: WriteCommand[], defaultI
     updates.length > 0 ? batchRepo.updateSessions(tx, updates) : undefined,
     inserts.length > 0 ? batchRepo.insertSessions(tx, inserts) : undefined,
     state.events.length > 0 ? batchRepo.insertEvents(tx, state.events) : new Map<string, SessionEvent["position"]>(),
+    tx.commit(),
   ]);
 
   const placed = (event: NewSessionEvent | SessionEvent): SessionEvent =>
@@ -360,8 +361,8 @@ export function createWriteBatcher(options: WriteBatcherOptions): WriteBatcher {
     try {
       // Traced as one span, under the RPC whose call opened the batch (the timer runs in its context).
       outcome = (await inDatabaseSpan("db.transaction", () =>
-        sql.begin((tx) => runBatch(tx, batch.map((item) => item.write), defaultIdleTimeoutMs)),
-      )) as BatchOutcome;
+        beginPipelined(sql, (tx) => runBatch(tx, batch.map((item) => item.write), defaultIdleTimeoutMs)),
+      ));
     } catch (error) {
       // Nothing of this transaction committed: each command runs again alone, with its own retries.
       log.debug({ err: error, commands: batch.length }, "write batch failed; running its commands one by one");

@@ -7,6 +7,7 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { updateSessions, useGenericPlans } from "../../src/db/batch-repository.js";
+import { beginPipelined } from "../../src/db/database.js";
 import { findSession } from "../../src/db/session-repository.js";
 import { createSessionService } from "../../src/service/session-service.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
@@ -45,15 +46,15 @@ describe("the write batch's session update", () => {
     });
     await db.sql`delete from probe`;
     const paused = { ...session, state: "paused" as const, expireTime: null };
-    const stale = db.sql.begin(async (tx) => {
-      await tx`insert into probe values ('h', 1)`;
-      await updateSessions(tx, [{ session: paused, previousSeq: session.lastSeq - 1 }]);
-    });
+    // As in a batch: the update and COMMIT in one pipeline, so the guard must fail inside the statement.
+    const stale = beginPipelined(db.sql, (tx) =>
+      Promise.all([tx`insert into probe values ('h', 1)`, updateSessions(tx, [{ session: paused, previousSeq: session.lastSeq - 1 }]), tx.commit()]),
+    );
     await expect(stale).rejects.toMatchObject({ code: "40001" });
     expect(await stored()).toEqual({});
     expect((await findSession(db.sql, session.sessionId))?.state).toBe("active");
 
-    await db.sql.begin((tx) => updateSessions(tx, [{ session: paused, previousSeq: session.lastSeq }]));
+    await beginPipelined(db.sql, (tx) => Promise.all([updateSessions(tx, [{ session: paused, previousSeq: session.lastSeq }]), tx.commit()]));
     expect((await findSession(db.sql, session.sessionId))?.state).toBe("paused");
   });
 });
