@@ -66,13 +66,17 @@ const sql = postgres(db.url, {
     : undefined,
   connection: { application_name: "write-path", idle_in_transaction_session_timeout: 10_000, timezone: "UTC" },
 });
-// Transactions (sql.begin calls: one per write batch, one per command retried alone).
+// Transactions (begin calls: one per write batch, one per command retried alone).
 let transactions = 0;
-const begin = sql.begin.bind(sql);
-sql.begin = ((...args: Parameters<typeof sql.begin>) => {
-  transactions++;
-  return begin(...args);
-}) as typeof sql.begin;
+for (const name of ["begin", "beginPipelined"] as const) {
+  const patched = sql as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const begin = patched[name]?.bind(sql);
+  if (begin === undefined) continue;
+  patched[name] = (...args: unknown[]) => {
+    transactions++;
+    return begin(...args);
+  };
+}
 const wiring = wireService({
   ...config,
   sql,

@@ -11,7 +11,8 @@
  * the pool reconnects; the connection always comes back outside any
  * transaction.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { beginPipelined, openDatabase } from "../../src/db/database.js";
 import { isDatabaseUnavailable } from "../../src/db/errors.js";
 import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolated-database.js";
@@ -55,6 +56,28 @@ describe("beginPipelined", () => {
     expect(count[0]!.n).toBe(2);
     expect(await stored()).toEqual({ a: 1, b: 2 });
     expect(await outsideTransaction()).toBe(true);
+  });
+
+  it("sends a transaction of two exchanges in two socket writes: BEGIN with the first, COMMIT with the last", async () => {
+    await db.sql`delete from probe`;
+    await db.sql`select 1`; // the pool's connection is open and its statements prepared below are not
+    const writes = vi.spyOn(net.Socket.prototype, "write");
+    try {
+      await beginPipelined(db.sql, async (tx) => {
+        await Promise.all([tx`select 1`, tx`select count(*) from probe`, tx`insert into probe values ('n', 1)`]);
+        await Promise.all([tx`insert into probe values ('o', 1)`, tx`update probe set v = v + 1`, tx.commit()]);
+      });
+      const prepared = writes.mock.calls.length;
+      writes.mockClear();
+      await beginPipelined(db.sql, async (tx) => {
+        await Promise.all([tx`select 1`, tx`select count(*) from probe`, tx`insert into probe values ('p', 1)`]);
+        await Promise.all([tx`insert into probe values ('q', 1)`, tx`update probe set v = v + 1`, tx.commit()]);
+      });
+      expect({ prepared: prepared >= 2, writes: writes.mock.calls.length }).toEqual({ prepared: true, writes: 2 });
+    } finally {
+      writes.mockRestore();
+    }
+    expect(await stored()).toEqual({ n: 3, o: 3, p: 2, q: 2 });
   });
 
   it("rolls everything back when a statement in COMMIT's pipeline fails, although COMMIT went out behind it", async () => {
