@@ -13,6 +13,7 @@
  */
 import type { ConnectRouter } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
+import { createContractValidator } from "../src/transport/contract-validator.js";
 import pino from "pino";
 import { SessionManagerService } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { createGrpcJsServer } from "../src/transport/grpc-js-adapter.js";
@@ -37,7 +38,7 @@ function routes(router: ConnectRouter): void {
   });
 }
 
-const interceptors = [createAccessInterceptor(pino({ level: "silent" })), createValidateInterceptor()];
+const interceptors = [createAccessInterceptor(pino({ level: "silent" })), createValidateInterceptor({ validator: createContractValidator() })];
 const server = createServer({
   routes,
   interceptors,

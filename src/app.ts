@@ -3,6 +3,7 @@
  * migrations, the wired service (src/wiring.ts) and the server.
  */
 import { createValidateInterceptor } from "@connectrpc/validate";
+import { createContractValidator } from "./transport/contract-validator.js";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { checkDatabase, openDatabase, startEmbeddedPostgres, type EmbeddedDatabase, type Sql } from "./db/database.js";
@@ -91,7 +92,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const load = config.watchAdmissionDelayMs > 0 ? createLoadMonitor({ maxDelayMs: config.watchAdmissionDelayMs }) : null;
   const guard = createGuard({ sql, streamsPerPrincipal: config.watchStreamsPerPrincipal, load });
   const routes = createRoutes({ service, feed, guard, isServing, shutdown: shutdown.signal, onDelivered: metrics?.delivered });
-  const interceptors = [createAccessInterceptor(log, metrics ?? undefined), createAuthInterceptor(authenticator), createValidateInterceptor()];
+  const interceptors = [createAccessInterceptor(log, metrics ?? undefined), createAuthInterceptor(authenticator), createValidateInterceptor({ validator: createContractValidator() })];
   const newest = newestMigration();
   const notReadyBecause = async () => {
     if (shutdown.signal.aborted) return "shutting down";

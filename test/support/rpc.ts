@@ -1,6 +1,7 @@
 /** Builds an in-memory Connect client over the real service and a real database. */
 import { Code, ConnectError, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
+import { createContractValidator } from "../../src/transport/contract-validator.js";
 import pino from "pino";
 import { expect } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -57,7 +58,7 @@ export function createInMemoryClient(sql: Sql, options: InMemoryOptions = {}): I
   const auth = createAuthenticator({ sql, log, mode: "off", jwt: null, cacheMs: 2_000 });
   const guard = createGuard({ sql, streamsPerPrincipal: 100 });
   const transport = createRouterTransport(createRoutes({ service: wiring.service, feed: wiring.feed, guard }), {
-    router: { interceptors: [createAccessInterceptor(log), createAuthInterceptor(auth), createValidateInterceptor()] },
+    router: { interceptors: [createAccessInterceptor(log), createAuthInterceptor(auth), createValidateInterceptor({ validator: createContractValidator() })] },
   });
   return {
     client: createClient(SessionManagerService, transport),
