@@ -123,13 +123,14 @@ type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStrea
 function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.UntypedHandleCall {
   const { interceptors } = options;
   switch (impl.kind) {
-    case "unary":
+    case "unary": {
+      const next = withInterceptors(unaryHandler(impl), interceptors);
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const { context, settle } = contextFor(impl.method, call);
-        invokeUnary(impl, context, call.request, interceptors).then(
+        next(context.request(false, call.request) as never).then(
           (response) => {
             settle();
-            callback(null, response);
+            callback(null, response.message);
           },
           (error: unknown) => {
             settle();
@@ -137,10 +138,17 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
           },
         );
       };
-    case "server_streaming":
+    }
+    case "server_streaming": {
+      const next = withInterceptors(serverStreamingHandler(impl), interceptors);
       return (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        void pump(call, invokeServerStreaming(impl, contextFor(impl.method, call).context, call.request, interceptors));
+        const { context } = contextFor(impl.method, call);
+        void pump(
+          call,
+          next(context.request(true, oneMessage(call.request)) as never).then((response) => response.message),
+        );
       };
+    }
     case "bidi_streaming":
       return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
         void pump(call, transformInvokeImplementation(impl, contextFor(impl.method, call).context.copy(), interceptors)(call as never));
@@ -151,42 +159,60 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
 }
 
 /**
- * Runs a server-streaming method through the interceptors exactly as
- * connect-es's `transformInvokeImplementation` does (the same request and
- * response shapes, the request message as a one-element stream, so the
- * validate interceptor reads it the same way), without its wrappers:
- * connect-es ships them down-levelled to ES2017 async generator helpers,
- * which cost several promises per response message, about a fifth of a
- * replica's CPU with 10,000 WatchSessionEvents streams (bench:watch profile).
- * Handlers yield messages made with `create`, so no normalization is needed.
+ * Wraps a method's handler end in the interceptors, first one outermost
+ * (connect-es's `applyInterceptors`). Built once per method: the handler
+ * end finds its call through the request (`callOf`), so a call allocates
+ * no closures for the chain (connect-es builds the chain on every call).
  */
-async function invokeServerStreaming(impl: Extract<MethodImplSpec, { kind: "server_streaming" }>, context: CallContext, request: unknown, interceptors: Interceptor[]): Promise<AsyncIterable<unknown>> {
-  const { method } = impl;
-  let next: StreamingFn = async (req) => {
-    const input = await singleMessage(req.message);
-    return responseOf(context, impl.impl(input as never, context.forRequest(req)) as AsyncIterable<never>, true) as never;
-  };
-  for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next as never) as StreamingFn;
-  const response = await next({ ...context.requestCommon(), stream: true, message: oneMessage(request) } as never);
-  return response.message;
+function withInterceptors<F extends UnaryFn | StreamingFn>(handler: F, interceptors: Interceptor[]): F {
+  let next = handler;
+  for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next as never) as F;
+  return next;
 }
 
 /**
- * Runs a unary method through the interceptors as connect-es's
- * `invokeUnaryImplementation` does (the same request and response shapes,
- * the response normalized to a message), without copying the response
- * header and trailer into the context: grpc-js sends neither (see
- * `CallContext`), so they are made only if something reads them.
+ * The handler end of a unary method's chain, as connect-es's
+ * `invokeUnaryImplementation` runs it (the response normalized to a
+ * message), without copying the response header and trailer into the
+ * context: grpc-js sends neither (see `CallContext`), so they are made only
+ * if something reads them.
  */
-async function invokeUnary(impl: Extract<MethodImplSpec, { kind: "unary" }>, context: CallContext, request: unknown, interceptors: Interceptor[]): Promise<unknown> {
+function unaryHandler(impl: Extract<MethodImplSpec, { kind: "unary" }>): UnaryFn {
   const { method } = impl;
-  let next: UnaryFn = async (req) => {
+  return async (req) => {
+    const context = callOf(req);
     const output = await impl.impl(req.message as never, context.forRequest(req));
     return responseOf(context, isMessage(output, method.output) ? output : create(method.output, output as never), false) as never;
   };
-  for (let i = interceptors.length - 1; i >= 0; i--) next = interceptors[i]!(next as never) as UnaryFn;
-  const response = await next({ ...context.requestCommon(), stream: false, message: request } as never);
-  return response.message;
+}
+
+/**
+ * The handler end of a server-streaming method's chain, as connect-es's
+ * `transformInvokeImplementation` runs it (the request message as a
+ * one-element stream, so the validate interceptor reads it the same way),
+ * without its wrappers: connect-es ships them down-levelled to ES2017 async
+ * generator helpers, which cost several promises per response message,
+ * about a fifth of a replica's CPU with 10,000 WatchSessionEvents streams
+ * (bench:watch profile). Handlers yield messages made with `create`, so no
+ * normalization is needed.
+ */
+function serverStreamingHandler(impl: Extract<MethodImplSpec, { kind: "server_streaming" }>): StreamingFn {
+  return async (req) => {
+    const context = callOf(req);
+    const input = await singleMessage(req.message);
+    return responseOf(context, impl.impl(input as never, context.forRequest(req)) as AsyncIterable<never>, true) as never;
+  };
+}
+
+/**
+ * The call a request belongs to, through its `contextValues` (which
+ * interceptors pass on; connect-es's `mergeRequest` relies on them too).
+ *
+ * @throws Error if an interceptor replaced the request's contextValues.
+ */
+function callOf(req: { contextValues: ContextValues }): CallContext {
+  if (req.contextValues instanceof CallValues) return req.contextValues.call;
+  throw new Error("an interceptor replaced the request's contextValues; the grpc-js adapter finds the call through them");
 }
 
 /** A handler's response as interceptors see it; its header and trailer are the context's, made on first read. */
@@ -283,6 +309,9 @@ function drained(call: grpc.ServerWritableStream<unknown, unknown> | grpc.Server
  * prototype. Values are own properties keyed by the key's symbol, as there.
  */
 class CallValues implements ContextValues {
+  /** The call these values belong to (`callOf`). */
+  constructor(readonly call: CallContext) {}
+
   get<T>(key: ContextKey<T>): T {
     const values = this as unknown as Record<symbol, T>;
     return key.id in values ? values[key.id]! : key.defaultValue;
@@ -320,7 +349,7 @@ class CallValues implements ContextValues {
 class CallContext implements HandlerContext {
   readonly protocolName = "grpc";
   readonly requestMethod = "POST";
-  readonly values: ContextValues = new CallValues();
+  readonly values: ContextValues = new CallValues(this);
   #responseHeader: Headers | undefined;
   #responseTrailer: Headers | undefined;
 
@@ -350,9 +379,9 @@ class CallContext implements HandlerContext {
 
   readonly timeoutMs = (): number | undefined => (this.deadline === undefined ? undefined : this.deadline - Date.now());
 
-  /** The request fields interceptors get (connect-es's `requestCommon`). */
-  requestCommon() {
-    return { method: this.method, service: this.method.parent, requestMethod: this.requestMethod, url: this.url, signal: this.signal, header: this.requestHeader, contextValues: this.values };
+  /** The request interceptors get (connect-es's `requestCommon` with the message), in one object. */
+  request<S extends boolean>(stream: S, message: unknown) {
+    return { stream, message, method: this.method, service: this.method.parent, requestMethod: this.requestMethod, url: this.url, signal: this.signal, header: this.requestHeader, contextValues: this.values };
   }
 
   /**
