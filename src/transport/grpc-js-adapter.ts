@@ -71,9 +71,9 @@ export function createGrpcJsServer(options: GrpcJsServerOptions): grpc.Server {
         path: `/${spec.service.typeName}/${method.name}`,
         requestStream: clientStreams,
         responseStream: serverStreams,
-        requestSerialize: (message) => Buffer.from(toBinary(method.input, message as never)),
+        requestSerialize: (message) => encode(method.input, message),
         requestDeserialize: (bytes) => fromBinary(method.input, bytes),
-        responseSerialize: serverStreams ? encodeOnce(method.output) : (message) => Buffer.from(toBinary(method.output, message as never)),
+        responseSerialize: serverStreams ? encodeOnce(method.output) : (message) => encode(method.output, message),
         responseDeserialize: (bytes) => fromBinary(method.output, bytes),
       };
       implementation[method.localName] = handlerFor(impl, options);
@@ -99,6 +99,12 @@ function collectServices(routes: (router: ConnectRouter) => void): ServiceImplSp
   return specs;
 }
 
+/** Encodes a message as a Buffer over toBinary's own bytes (a fresh array: no copy needed). */
+function encode(schema: DescMessage, message: unknown): Buffer {
+  const bytes = toBinary(schema, message as never);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /**
  * Returns a serializer for a streaming method's responses that encodes each
  * message object once: the feed hands the same response object to every
@@ -111,7 +117,7 @@ function encodeOnce(schema: DescMessage): (message: unknown) => Buffer {
   return (message) => {
     let bytes = encoded.get(message as object);
     if (bytes === undefined) {
-      bytes = Buffer.from(toBinary(schema, message as never));
+      bytes = encode(schema, message);
       encoded.set(message as object, bytes);
     }
     return bytes;
@@ -182,7 +188,7 @@ function unaryHandler(impl: Extract<MethodImplSpec, { kind: "unary" }>): UnaryFn
   return async (req) => {
     const context = callOf(req);
     const output = await impl.impl(req.message as never, context.forRequest(req));
-    return responseOf(context, isMessage(output, method.output) ? output : create(method.output, output as never), false) as never;
+    return new HandlerResponse(context, isMessage(output, method.output) ? output : create(method.output, output as never), false) as never;
   };
 }
 
@@ -200,7 +206,7 @@ function serverStreamingHandler(impl: Extract<MethodImplSpec, { kind: "server_st
   return async (req) => {
     const context = callOf(req);
     const input = await singleMessage(req.message);
-    return responseOf(context, impl.impl(input as never, context.forRequest(req)) as AsyncIterable<never>, true) as never;
+    return new HandlerResponse(context, impl.impl(input as never, context.forRequest(req)) as AsyncIterable<never>, true) as never;
   };
 }
 
@@ -215,20 +221,33 @@ function callOf(req: { contextValues: ContextValues }): CallContext {
   throw new Error("an interceptor replaced the request's contextValues; the grpc-js adapter finds the call through them");
 }
 
-/** A handler's response as interceptors see it; its header and trailer are the context's, made on first read. */
-function responseOf<S extends boolean, M>(context: CallContext, message: M, stream: S) {
-  return {
-    stream,
-    message,
-    method: context.method,
-    service: context.method.parent,
-    get header() {
-      return context.responseHeader;
-    },
-    get trailer() {
-      return context.responseTrailer;
-    },
-  };
+/**
+ * A handler's response as interceptors see it; its header and trailer are
+ * the context's, made on first read. A class: an object literal with
+ * getters makes two closures per call.
+ */
+class HandlerResponse<S extends boolean, M> {
+  constructor(
+    private readonly context: CallContext,
+    readonly message: M,
+    readonly stream: S,
+  ) {}
+
+  get method(): DescMethod {
+    return this.context.method;
+  }
+
+  get service(): DescService {
+    return this.context.method.parent;
+  }
+
+  get header(): Headers {
+    return this.context.responseHeader;
+  }
+
+  get trailer(): Headers {
+    return this.context.responseTrailer;
+  }
 }
 
 /**
