@@ -37,7 +37,8 @@
  *
  * Environment: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_SESSIONS
  * (10000), BENCH_CONNECTIONS (50: wrk connections, h2load and grpc-load
- * streams). Needs wrk, h2load, pgbench, psql and curl on PATH.
+ * streams), BENCH_WRITES_ONLY (1: only the gRPC writes, ours and no-op, and
+ * their pgbench floors). Needs wrk, h2load, pgbench, psql and curl on PATH.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -73,6 +74,8 @@ const SECONDS = envInt("BENCH_SECONDS", 10);
 const WARMUP_SECONDS = envInt("BENCH_WARMUP_SECONDS", 2);
 const SESSIONS = envInt("BENCH_SESSIONS", 10_000);
 const CONNECTIONS = envInt("BENCH_CONNECTIONS", 50);
+/** BENCH_WRITES_ONLY=1: only the gRPC writes, ours and no-op, and their pgbench floors (about 2 minutes, for trying a change). */
+const ALL = process.env.BENCH_WRITES_ONLY !== "1";
 const WRK_THREADS = 2;
 const PGBENCH_CLIENTS = 8;
 const PGBENCH_THREADS = 2;
@@ -797,7 +800,7 @@ async function main(): Promise<void> {
   // 1. Database floors (end.sql last: it ends the sessions get.sql reads).
   results.push(await measure("StartSession (new user)", "pgbench", pgbenchLoad("start.sql", url), null));
   results.push(await measure("AppendSessionEvent", "pgbench", pgbenchLoad("append.sql", url), null));
-  results.push(await measure("GetSession", "pgbench", pgbenchLoad("get.sql", url), null));
+  if (ALL) results.push(await measure("GetSession", "pgbench", pgbenchLoad("get.sql", url), null));
   results.push(await measure("EndSession", "pgbench", pgbenchLoad("end.sql", url), null));
 
   // 2. Our server, gRPC on the grpc-js adapter.
@@ -821,10 +824,12 @@ async function main(): Promise<void> {
   await sanity(port, "GetSession", { sessionId: ids[0] }, "ours");
   await verifyGrpc(port, grpcBody, "ours");
 
-  results.push(await measure("StartSession Connect/h1", "ours", wrkLoad(port, "start", idsFile), server.pid!));
-  results.push(await measure("AppendSessionEvent Connect/h1", "ours", wrkLoad(port, "append", idsFile), server.pid!));
-  results.push(await measure("GetSession Connect/h1", "ours", wrkLoad(port, "get", idsFile), server.pid!));
-  results.push(await measure("GetSession gRPC h2c", "ours", h2loadLoad(port, grpcBody), server.pid!));
+  if (ALL) {
+    results.push(await measure("StartSession Connect/h1", "ours", wrkLoad(port, "start", idsFile), server.pid!));
+    results.push(await measure("AppendSessionEvent Connect/h1", "ours", wrkLoad(port, "append", idsFile), server.pid!));
+    results.push(await measure("GetSession Connect/h1", "ours", wrkLoad(port, "get", idsFile), server.pid!));
+    results.push(await measure("GetSession gRPC h2c", "ours", h2loadLoad(port, grpcBody), server.pid!));
+  }
   results.push(await measure("StartSession gRPC h2c", "ours", grpcLoad(port, startWorkload()), server.pid!));
   results.push(await measure("AppendSessionEvent gRPC h2c", "ours", grpcLoad(port, appendWorkload(idsFile)), server.pid!));
   const endIdsFile = join(tmp, "open-session-ids.txt");
@@ -851,7 +856,50 @@ async function main(): Promise<void> {
   logAnomalies("session-manager serve", ours.logs);
 
   // 3. Our server with H2C_ADAPTER=connect (connect-node serves gRPC): "today's" GetSession over gRPC.
-  const connectOurs = await startOurs("ours-connect", db.url, "connect");
+  if (ALL) await compareAdaptersAndWorkers(results, db.url, idsFile, grpcBody, ids[0]!);
+
+  // 4. Framework floor: the no-op server (our server, grpc-js adapter, interceptors).
+  const noop = await startFloor("bench/noop-server.ts");
+  await sanity(noop.port, "StartSession", { recordId: "sanity-1", userId: "sanity-user" }, "no-op");
+  await sanity(noop.port, "GetSession", { sessionId: ids[0] }, "no-op");
+  await verifyGrpc(noop.port, grpcBody, "no-op");
+  if (ALL) {
+    results.push(await measure("StartSession Connect/h1", "no-op", wrkLoad(noop.port, "start", idsFile), noop.child.pid!));
+    results.push(await measure("AppendSessionEvent Connect/h1", "no-op", wrkLoad(noop.port, "append", idsFile), noop.child.pid!));
+    results.push(await measure("GetSession Connect/h1", "no-op", wrkLoad(noop.port, "get", idsFile), noop.child.pid!));
+    results.push(await measure("GetSession gRPC h2c", "no-op", h2loadLoad(noop.port, grpcBody), noop.child.pid!));
+  }
+  results.push(await measure("StartSession gRPC h2c", "no-op", grpcLoad(noop.port, startWorkload()), noop.child.pid!));
+  results.push(await measure("AppendSessionEvent gRPC h2c", "no-op", grpcLoad(noop.port, appendWorkload(idsFile)), noop.child.pid!));
+  results.push(await measure("EndSession gRPC h2c", "no-op", grpcLoad(noop.port, endWorkload(endIdsFile, false)), noop.child.pid!));
+  await stop(noop.child);
+  if (noop.output().length > 0) notes.push(`no-op server output: ${noop.output().slice(0, 3).join(" | ").slice(0, 300)}`);
+
+  // 5. Framework floor: plain grpc-js with pre-encoded answers.
+  if (ALL) {
+    const plain = await startFloor("bench/plain-grpc-server.ts");
+    await verifyGrpc(plain.port, grpcBody, "grpc-js floor");
+    results.push(await measure("GetSession gRPC h2c", "grpc-js floor", h2loadLoad(plain.port, grpcBody), plain.child.pid!));
+    await stop(plain.child);
+    if (plain.output().length > 0) notes.push(`plain grpc-js server output: ${plain.output().slice(0, 3).join(" | ").slice(0, 300)}`);
+  }
+
+  notes.push(`load average at the end: ${loadAverage()}`);
+  notes.push(`total ${fmt((Date.now() - startedAt) / 1000)} s`);
+  report(results, [
+    { workload: "StartSession Connect/h1", db: "StartSession (new user)" },
+    { workload: "AppendSessionEvent Connect/h1", db: "AppendSessionEvent" },
+    { workload: "GetSession Connect/h1", db: "GetSession" },
+    { workload: "GetSession gRPC h2c", db: "GetSession" },
+    { workload: "StartSession gRPC h2c", db: "StartSession (new user)" },
+    { workload: "AppendSessionEvent gRPC h2c", db: "AppendSessionEvent" },
+    { workload: "EndSession gRPC h2c", db: "EndSession" },
+  ]);
+}
+
+/** GetSession over gRPC on connect-node (H2C_ADAPTER=connect), and the gRPC loads with WORKERS=2, next to "ours". */
+async function compareAdaptersAndWorkers(results: Measurement[], dbUrl: string, idsFile: string, grpcBody: string, keep: string): Promise<void> {
+  const connectOurs = await startOurs("ours-connect", dbUrl, "connect");
   await verifyGrpc(connectOurs.port, grpcBody, "ours (connect h2c)");
   results.push(await measure("GetSession gRPC h2c", "ours (connect h2c)", h2loadLoad(connectOurs.port, grpcBody), connectOurs.child.pid!));
   await stop(connectOurs.child, 15_000);
@@ -859,14 +907,14 @@ async function main(): Promise<void> {
 
   // 3b. WORKERS=2 (node:cluster), side by side with "ours" (WORKERS=1): the same gRPC loads over two
   // connections, which the primary hands to its workers (a cluster shares a port by connection).
-  const two = await startOurs("ours-workers2", db.url, "grpc-js", 2);
+  const two = await startOurs("ours-workers2", dbUrl, "grpc-js", 2);
   await verifyGrpc(two.port, grpcBody, "ours (WORKERS=2)");
   const twoRun = "ours (WORKERS=2)";
   results.push(await measure("GetSession gRPC h2c", twoRun, h2loadLoad(two.port, grpcBody, 2), two.child.pid!));
   results.push(await measure("StartSession gRPC h2c", twoRun, grpcLoad(two.port, startWorkload(), 2), two.child.pid!));
   results.push(await measure("AppendSessionEvent gRPC h2c", twoRun, grpcLoad(two.port, appendWorkload(idsFile), 2), two.child.pid!));
   const twoEndIds = join(tmp, "open-session-ids-2.txt");
-  await writeOpenSessions(twoEndIds, ids[0]!);
+  await writeOpenSessions(twoEndIds, keep);
   results.push(await measure("EndSession gRPC h2c", twoRun, grpcLoad(two.port, endWorkload(twoEndIds, true), 2), two.child.pid!));
   await stop(two.child, 15_000);
   logAnomalies("session-manager serve WORKERS=2", two.logs);
@@ -880,40 +928,6 @@ async function main(): Promise<void> {
       );
     }
   }
-
-  // 4. Framework floor: the no-op server (our server, grpc-js adapter, interceptors).
-  const noop = await startFloor("bench/noop-server.ts");
-  await sanity(noop.port, "StartSession", { recordId: "sanity-1", userId: "sanity-user" }, "no-op");
-  await sanity(noop.port, "GetSession", { sessionId: ids[0] }, "no-op");
-  await verifyGrpc(noop.port, grpcBody, "no-op");
-  results.push(await measure("StartSession Connect/h1", "no-op", wrkLoad(noop.port, "start", idsFile), noop.child.pid!));
-  results.push(await measure("AppendSessionEvent Connect/h1", "no-op", wrkLoad(noop.port, "append", idsFile), noop.child.pid!));
-  results.push(await measure("GetSession Connect/h1", "no-op", wrkLoad(noop.port, "get", idsFile), noop.child.pid!));
-  results.push(await measure("GetSession gRPC h2c", "no-op", h2loadLoad(noop.port, grpcBody), noop.child.pid!));
-  results.push(await measure("StartSession gRPC h2c", "no-op", grpcLoad(noop.port, startWorkload()), noop.child.pid!));
-  results.push(await measure("AppendSessionEvent gRPC h2c", "no-op", grpcLoad(noop.port, appendWorkload(idsFile)), noop.child.pid!));
-  results.push(await measure("EndSession gRPC h2c", "no-op", grpcLoad(noop.port, endWorkload(endIdsFile, false)), noop.child.pid!));
-  await stop(noop.child);
-  if (noop.output().length > 0) notes.push(`no-op server output: ${noop.output().slice(0, 3).join(" | ").slice(0, 300)}`);
-
-  // 5. Framework floor: plain grpc-js with pre-encoded answers.
-  const plain = await startFloor("bench/plain-grpc-server.ts");
-  await verifyGrpc(plain.port, grpcBody, "grpc-js floor");
-  results.push(await measure("GetSession gRPC h2c", "grpc-js floor", h2loadLoad(plain.port, grpcBody), plain.child.pid!));
-  await stop(plain.child);
-  if (plain.output().length > 0) notes.push(`plain grpc-js server output: ${plain.output().slice(0, 3).join(" | ").slice(0, 300)}`);
-
-  notes.push(`load average at the end: ${loadAverage()}`);
-  notes.push(`total ${fmt((Date.now() - startedAt) / 1000)} s`);
-  report(results, [
-    { workload: "StartSession Connect/h1", db: "StartSession (new user)" },
-    { workload: "AppendSessionEvent Connect/h1", db: "AppendSessionEvent" },
-    { workload: "GetSession Connect/h1", db: "GetSession" },
-    { workload: "GetSession gRPC h2c", db: "GetSession" },
-    { workload: "StartSession gRPC h2c", db: "StartSession (new user)" },
-    { workload: "AppendSessionEvent gRPC h2c", db: "AppendSessionEvent" },
-    { workload: "EndSession gRPC h2c", db: "EndSession" },
-  ]);
 }
 
 function loadAverage(): string {
