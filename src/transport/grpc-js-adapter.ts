@@ -132,14 +132,14 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
     case "unary": {
       const next = withInterceptors(unaryHandler(impl), interceptors);
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const { context, settle } = contextFor(impl.method, call);
+        const context = contextFor(impl.method, call);
         next(context.request(false, call.request) as never).then(
           (response) => {
-            settle();
+            context.settle();
             callback(null, response.message);
           },
           (error: unknown) => {
-            settle();
+            context.settle();
             callback(toServiceError(error));
           },
         );
@@ -148,7 +148,7 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
     case "server_streaming": {
       const next = withInterceptors(serverStreamingHandler(impl), interceptors);
       return (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        const { context } = contextFor(impl.method, call);
+        const context = contextFor(impl.method, call);
         void pump(
           call,
           next(context.request(true, oneMessage(call.request)) as never).then((response) => response.message),
@@ -157,7 +157,7 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
     }
     case "bidi_streaming":
       return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        void pump(call, transformInvokeImplementation(impl, contextFor(impl.method, call).context.copy(), interceptors)(call as never));
+        void pump(call, transformInvokeImplementation(impl, contextFor(impl.method, call).copy(), interceptors)(call as never));
       };
     default:
       throw new Error(`the grpc-js adapter does not serve ${impl.kind} methods (${impl.method.name})`);
@@ -369,16 +369,38 @@ class CallContext implements HandlerContext {
   readonly protocolName = "grpc";
   readonly requestMethod = "POST";
   readonly values: ContextValues = new CallValues(this);
+  readonly signal: AbortSignal;
+  readonly #controller = new AbortController();
+  readonly #timer: NodeJS.Timeout | undefined;
+  // `on`, not `once`: grpc-js emits "cancelled" once per call, and `once` keeps a wrapper function per open stream.
+  readonly #onCancel = () => this.#controller.abort(new ConnectError("canceled by the client", Code.Canceled));
   #responseHeader: Headers | undefined;
   #responseTrailer: Headers | undefined;
 
   constructor(
     readonly method: DescMethod,
     readonly requestHeader: Headers,
-    readonly signal: AbortSignal,
+    private readonly call: NodeJS.EventEmitter,
     /** Deadline in ms since the epoch; undefined without grpc-timeout. */
     private readonly deadline: number | undefined,
-  ) {}
+  ) {
+    this.signal = this.#controller.signal;
+    call.on("cancelled", this.#onCancel);
+    if (deadline !== undefined) this.#timer = setTimeout(() => this.#controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, deadline - Date.now()));
+  }
+
+  /**
+   * For a call whose answer is ready: grpc-js emits "cancelled" after EVERY
+   * call, answered ones included (it notifies cancellation once it has sent
+   * the status), and aborting the context then built a ConnectError (a stack
+   * trace) and dispatched abort events for nothing: about a tenth of a no-op
+   * call's CPU in a profile. This drops that listener and stops the deadline
+   * timer instead.
+   */
+  settle(): void {
+    this.call.off("cancelled", this.#onCancel);
+    clearTimeout(this.#timer);
+  }
 
   get service(): DescService {
     return this.method.parent;
@@ -396,7 +418,9 @@ class CallContext implements HandlerContext {
     return (this.#responseTrailer ??= new Headers());
   }
 
-  readonly timeoutMs = (): number | undefined => (this.deadline === undefined ? undefined : this.deadline - Date.now());
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
 
   /** The request interceptors get (connect-es's `requestCommon` with the message), in one object. */
   request<S extends boolean>(stream: S, message: unknown) {
@@ -427,7 +451,7 @@ class CallContext implements HandlerContext {
       requestMethod: this.requestMethod,
       url: this.url,
       signal: req.signal,
-      timeoutMs: this.timeoutMs,
+      timeoutMs: () => this.timeoutMs(),
       requestHeader: req.header,
       get responseHeader() {
         return context.responseHeader;
@@ -440,35 +464,15 @@ class CallContext implements HandlerContext {
   }
 }
 
-/**
- * Builds the context of a grpc-js call (see `CallContext`). `settle` is for
- * a call whose answer is ready: grpc-js emits "cancelled" after EVERY call,
- * answered ones included (it notifies cancellation once it has sent the
- * status), and aborting the context then built a ConnectError (a stack
- * trace) and dispatched abort events for nothing: about a tenth of a no-op
- * call's CPU in a profile. `settle` drops that listener and stops the
- * deadline timer instead.
- */
-function contextFor(method: DescMethod, call: AnyCall): { context: CallContext; settle(): void } {
-  const controller = new AbortController();
-  // `on`, not `once`: grpc-js emits "cancelled" once per call, and `once` keeps a wrapper function per open stream.
-  const onCancel = () => controller.abort(new ConnectError("canceled by the client", Code.Canceled));
-  (call as NodeJS.EventEmitter).on("cancelled", onCancel);
+/** Builds the context of a grpc-js call (see `CallContext`): its request header from the call's metadata, its deadline from grpc-timeout. */
+function contextFor(method: DescMethod, call: AnyCall): CallContext {
   const at = call.getDeadline();
   const deadline = at instanceof Date ? at.getTime() : Number.isFinite(at) ? at : undefined;
-  const timer =
-    deadline === undefined ? undefined : setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, deadline - Date.now()));
   const header = new Headers({ "content-type": "application/grpc" });
   for (const [key, value] of Object.entries(call.metadata.getMap())) {
     if (typeof value === "string") header.append(key, value);
   }
-  return {
-    context: new CallContext(method, header, controller.signal, deadline),
-    settle() {
-      (call as NodeJS.EventEmitter).off("cancelled", onCancel);
-      clearTimeout(timer);
-    },
-  };
+  return new CallContext(method, header, call as NodeJS.EventEmitter, deadline);
 }
 
 /**

@@ -10,7 +10,7 @@ import { PRINCIPAL } from "../auth/principal.js";
 import type { CallLabels, CallObserver } from "../observability/metrics.js";
 import { startRpcSpan } from "../observability/tracing.js";
 import { toConnectError } from "./errors.js";
-import { mapStream } from "./map-stream.js";
+import { mapStream, type StreamHooks } from "./map-stream.js";
 
 type Fields = Record<string, unknown>;
 
@@ -114,26 +114,42 @@ export function createAccessInterceptor(log: Logger, observer?: CallObserver): I
       done(undefined, () => ids(response));
       return res;
     }
-    let frames = 0;
     // Changed in place, not spread: a spread would read (and so make) the grpc-js adapter's lazy header and trailer.
     const source = res.message;
-    return Object.assign(res, {
-      message: mapStream(() => source, {
-        map(message) {
-          frames++;
-          observed?.sent();
-          return message;
-        },
-        // A stream that stops because its client went away is logged as canceled.
-        end: () => done(req.signal.aborted ? canceled() : undefined, () => ({ frames })),
-        async fail(error) {
-          const mapped = await classify(error, req);
-          done(mapped, () => ({ frames }));
-          return mapped;
-        },
-      }),
-    });
+    return Object.assign(res, { message: mapStream(() => source, new StreamLog(req, observed, done)) });
   };
+}
+
+/**
+ * The access log's hooks on a response stream: counts frames for the
+ * metrics and the log line, and logs the call when the stream ends or
+ * fails. A class: every open stream holds one (three closures before).
+ */
+class StreamLog<T> implements StreamHooks<T, T> {
+  private frames = 0;
+
+  constructor(
+    private readonly req: { stream: boolean; signal: AbortSignal },
+    private readonly observed: ReturnType<CallObserver["started"]> | undefined,
+    private readonly done: (error: ConnectError | undefined, extra?: () => Fields) => void,
+  ) {}
+
+  map(message: T): T {
+    this.frames++;
+    this.observed?.sent();
+    return message;
+  }
+
+  /** A stream that stops because its client went away is logged as canceled. */
+  end(): void {
+    this.done(this.req.signal.aborted ? canceled() : undefined, () => ({ frames: this.frames }));
+  }
+
+  async fail(error: unknown): Promise<unknown> {
+    const mapped = await classify(error, this.req);
+    this.done(mapped, () => ({ frames: this.frames }));
+    return mapped;
+  }
 }
 
 /**

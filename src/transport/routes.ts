@@ -4,7 +4,7 @@
  * src/domain, transactions in src/service, the feed in src/feed.
  */
 import { create } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import {
   AppendSessionEventResponseSchema,
   ConflictPolicy,
@@ -20,6 +20,7 @@ import {
   StartSessionResponseSchema,
   WatchSessionEventsResponseSchema,
   file_sessionmanager_v1_session_manager_service,
+  type WatchSessionEventsRequest,
   type WatchSessionEventsResponse,
 } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
@@ -28,7 +29,7 @@ import type { Feed, WatchFrame } from "../feed/watch.js";
 import type { SessionEvent } from "../domain/session.js";
 import type { SessionService } from "../service/session-service.js";
 import { registerHealth } from "./health.js";
-import { mapStream } from "./map-stream.js";
+import { mapStream, type StreamHooks } from "./map-stream.js";
 import { registerReflection } from "./reflection.js";
 import { fromStateFilter, optionalDate, optionalMs, toEventMessage, toSessionMessage } from "./convert.js";
 
@@ -173,32 +174,54 @@ function registerSessionManager(router: ConnectRouter, service: SessionService, 
     // A mapped stream, not an async generator: one generator level per open stream costs
     // several promise turns per frame fanned out (see map-stream.ts).
     watchSessionEvents(req, ctx) {
-      let grant: StreamGrant | undefined;
-      return mapStream(
-        () => {
-          guard.checkUser(ctx.values, req.userId);
-          grant = guard.openStream(ctx.values);
-          const query = { userId: req.userId, sessionId: req.sessionId, types: req.types, afterCursor: req.afterCursor, fromBeginning: req.fromBeginning };
-          return feed.watch(query, grant.signal === null ? ctx.signal : AbortSignal.any([ctx.signal, grant.signal]));
-        },
-        {
-          map(frame: WatchFrame) {
-            if (frame.kind === "event") onDelivered(frame.event.receiveTime);
-            return toFrameMessage(frame);
-          },
-          end() {
-            if (grant === undefined) return;
-            grant.release();
-            if (grant.signal?.aborted && !ctx.signal.aborted) throw grant.ended();
-          },
-          fail(error) {
-            grant?.release();
-            return error;
-          },
-        },
-      );
+      const stream = new WatchStream(req, ctx, feed, guard, onDelivered);
+      return mapStream(() => stream.open(), stream);
     },
     });
+}
+
+/**
+ * One WatchSessionEvents stream's hooks (see `mapStream`): opens the feed
+ * once the caller may watch the user (and takes a stream grant: admission
+ * control, credential expiry), maps frames to responses, and releases the
+ * grant at the end; a stream whose credential expired ends UNAUTHENTICATED.
+ * A class: every open stream holds one (four closures before).
+ */
+class WatchStream implements StreamHooks<WatchFrame, WatchSessionEventsResponse> {
+  private grant: StreamGrant | undefined;
+
+  constructor(
+    private readonly req: WatchSessionEventsRequest,
+    private readonly ctx: HandlerContext,
+    private readonly feed: Feed,
+    private readonly guard: Guard,
+    private readonly onDelivered: (receiveTime: Date) => void,
+  ) {}
+
+  open(): AsyncIterable<WatchFrame> {
+    const { req, ctx } = this;
+    this.guard.checkUser(ctx.values, req.userId);
+    const grant = (this.grant = this.guard.openStream(ctx.values));
+    const query = { userId: req.userId, sessionId: req.sessionId, types: req.types, afterCursor: req.afterCursor, fromBeginning: req.fromBeginning };
+    return this.feed.watch(query, grant.signal === null ? ctx.signal : AbortSignal.any([ctx.signal, grant.signal]));
+  }
+
+  map(frame: WatchFrame): WatchSessionEventsResponse {
+    if (frame.kind === "event") this.onDelivered(frame.event.receiveTime);
+    return toFrameMessage(frame);
+  }
+
+  end(): void {
+    const { grant } = this;
+    if (grant === undefined) return;
+    grant.release();
+    if (grant.signal?.aborted && !this.ctx.signal.aborted) throw grant.ended();
+  }
+
+  fail(error: unknown): unknown {
+    this.grant?.release();
+    return error;
+  }
 }
 
 /**
