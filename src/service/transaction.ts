@@ -19,7 +19,9 @@ export class StaleSession extends Error {
 const MAX_ATTEMPTS = 5;
 
 /**
- * Runs `work` in a transaction, retrying up to 5 times (after a jittered
+ * Runs `work` in a transaction (`beginPipelined`: BEGIN travels with
+ * `work`'s first statements, and `work` may send COMMIT with its last ones),
+ * retrying up to 5 times (after a jittered
  * pause of up to 5 ms per attempt) on unique violations,
  * deadlocks, serialization failures and StaleSession, and turning connection
  * failures into DATABASE_UNAVAILABLE.

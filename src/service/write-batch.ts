@@ -201,8 +201,9 @@ export interface BatchOutcome {
 
 /**
  * Runs a batch's commands in `tx` (see the module comment): locks, reads,
- * decides each command, writes. Command failures are settled per command;
- * anything thrown fails the whole transaction.
+ * decides each command, writes, and commits (`tx.commit()`, sent with the
+ * writes). Command failures are settled per command; anything thrown fails
+ * the whole transaction, which then did not commit.
  *
  * @throws PostgresError 40001 if a session changed without its user's lock
  *   (`updateSessions`); the transaction did not commit.
