@@ -118,24 +118,42 @@ export function createGuard({ sql, streamsPerPrincipal, load = null }: GuardOpti
         timer = setTimeout(() => expiry.abort(), Math.max(0, remainingMs));
         signal = signal === null ? expiry.signal : AbortSignal.any([expiry.signal, signal]);
       }
-      let released = false;
-      return {
-        signal,
-        ended: () =>
-          new DomainError(
-            "CREDENTIALS_INVALID",
-            principal.revoked?.aborted ? "the credential was revoked" : "the credential expired; resume from the last cursor with a fresh one",
-          ),
-        release() {
-          if (released) return;
-          released = true;
-          clearTimeout(timer);
-          if (!limited) return;
-          const left = (open.get(principal.id) ?? 1) - 1;
-          if (left === 0) open.delete(principal.id);
-          else open.set(principal.id, left);
-        },
-      };
+      return new Grant(signal, principal, limited, timer, open);
     },
   };
+}
+
+/**
+ * A stream's slot (see `StreamGrant`); `open` counts each limited
+ * principal's open streams on this replica. A class: every open stream
+ * holds one (two closures and their context before).
+ */
+class Grant implements StreamGrant {
+  private released = false;
+
+  constructor(
+    readonly signal: AbortSignal | null,
+    private readonly principal: Principal,
+    private readonly limited: boolean,
+    private readonly timer: NodeJS.Timeout | undefined,
+    private readonly open: Map<string, number>,
+  ) {}
+
+  ended(): DomainError {
+    return new DomainError(
+      "CREDENTIALS_INVALID",
+      this.principal.revoked?.aborted ? "the credential was revoked" : "the credential expired; resume from the last cursor with a fresh one",
+    );
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    clearTimeout(this.timer);
+    if (!this.limited) return;
+    const { open, principal } = this;
+    const left = (open.get(principal.id) ?? 1) - 1;
+    if (left === 0) open.delete(principal.id);
+    else open.set(principal.id, left);
+  }
 }

@@ -33,7 +33,7 @@ import {
 import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
-import { isPushSource } from "../feed/push.js";
+import { isPushSource, type Sink } from "../feed/push.js";
 
 /** Configures `createGrpcJsServer`; pass the `routes` and `interceptors` the Connect server gets, so both adapters run the same code. */
 export interface GrpcJsServerOptions {
@@ -293,7 +293,7 @@ async function pump(
     const responses = (await source)[Symbol.asyncIterator]();
     // The feed's fast path: frames written while this loop awaits next() (see src/feed/push.ts).
     if (isPushSource<unknown>(responses)) {
-      responses.pushTo({ ready: () => !call.cancelled && !call.writableNeedDrain, write: (message) => call.write(message) });
+      responses.pushTo(new CallSink(call));
     }
     for (;;) {
       const result = await responses.next();
@@ -307,6 +307,19 @@ async function pump(
     call.end();
   } catch (error) {
     if (!call.cancelled) call.emit("error", toServiceError(error));
+  }
+}
+
+/** The feed's fast path into a grpc-js call: ready while the call is open and its buffer has room. A class: every open stream holds one. */
+class CallSink implements Sink<unknown> {
+  constructor(private readonly call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) {}
+
+  ready(): boolean {
+    return !this.call.cancelled && !this.call.writableNeedDrain;
+  }
+
+  write(message: unknown): void {
+    this.call.write(message);
   }
 }
 
