@@ -12,6 +12,7 @@
  * transaction.
  */
 import net from "node:net";
+import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { beginPipelined, openDatabase } from "../../src/db/database.js";
 import { isDatabaseUnavailable } from "../../src/db/errors.js";
@@ -19,6 +20,7 @@ import { createIsolatedDatabase, type IsolatedDatabase } from "../support/isolat
 import { waitFor } from "../support/wait.js";
 
 let db: IsolatedDatabase;
+const originalWrite = net.Socket.prototype.write;
 
 beforeAll(async () => {
   db = await createIsolatedDatabase("pipelined", 1);
@@ -139,6 +141,51 @@ describe("beginPipelined", () => {
       expect(await stored()).not.toHaveProperty("j");
     } finally {
       await other.end();
+    }
+  });
+});
+
+/**
+ * postgres.js reserves a connection for a transaction in BEGIN's `onexecute`
+ * hook; unpatched, `execute` skipped the hook when the socket asked to wait
+ * or the connection's pipeline was full, so BEGIN ran on a connection the
+ * pool went on sharing (later pool statements ran inside that transaction)
+ * and `begin` failed with a TypeError that no caller could catch.
+ */
+describe.each([
+  ["sql.begin", (work: (tx: postgres.TransactionSql) => Promise<unknown>, options: string) => db.sql.begin(options, work)],
+  ["beginPipelined", (work: (tx: postgres.TransactionSql) => Promise<unknown>, options: string) => beginPipelined(db.sql, work, options)],
+] as const)("%s reserves its connection", (_, begin) => {
+  it("when the socket asks to wait as BEGIN is written", async () => {
+    await db.sql`select 1`;
+    // BEGIN's options may hold spaces: 17,000 of them make BEGIN a write past postgres.js's flush size.
+    const options = "isolation level repeatable read read only" + " ".repeat(17_000);
+    const writes = vi.spyOn(net.Socket.prototype, "write");
+    writes.mockImplementation(function (this: net.Socket, ...args: unknown[]) {
+      originalWrite.apply(this, args as never);
+      return false; // the bytes went out; the socket only asks the writer to wait for "drain"
+    } as never);
+    let inside: string;
+    try {
+      [{ inside }] = await (begin(async (tx) => tx<[{ inside: string }]>`select current_setting('transaction_read_only') as inside`, options) as Promise<[{ inside: string }]>);
+    } finally {
+      writes.mockRestore();
+    }
+    expect(inside).toBe("on");
+    expect(await outsideTransaction()).toBe(true);
+  });
+
+  it("when the connection's pipeline is full as BEGIN is handed to it", async () => {
+    // postgres.js pipelines up to 100 statements per connection (max_pipeline): BEGIN comes
+    // 99th to 103rd, so that one of these runs hands it over as the statement that fills the pipeline.
+    const statement = (i: number) => db.sql<[{ i: number }]>`select ${i}::int as i`;
+    await statement(0); // prepared: a statement not yet prepared is described first, alone
+    for (let count = 98; count <= 102; count++) {
+      const ahead = Array.from({ length: count }, (_, i) => statement(i).execute()); // sent now, not when awaited
+      const [{ inside }] = (await begin(async (tx) => tx<[{ inside: string }]>`select current_setting('transaction_read_only') as inside`, "isolation level repeatable read read only")) as [{ inside: string }];
+      expect((await Promise.all(ahead)).map(([row]) => row.i)).toEqual(Array.from({ length: count }, (_, i) => i));
+      expect(inside).toBe("on");
+      expect(await outsideTransaction()).toBe(true);
     }
   });
 });

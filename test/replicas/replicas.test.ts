@@ -206,7 +206,7 @@ function superviseReplicas(group: Replica[], url: string): { stop(): Promise<str
     const replica = group[index]!;
     replica.child.once("exit", () => {
       if (!supervising) return;
-      crashes.push(`replica ${replica.name} exited by itself; last log lines:\n${replica.logs.slice(-12).join("\n")}`);
+      crashes.push(`replica ${replica.name} exited by itself; last log lines:\n${replica.logs.slice(-40).join("\n")}`);
       const restart = restartReplica(`${replica.name}+`, url).then(
         (next) => {
           group[index] = next;
