@@ -34,7 +34,8 @@ describe("postgres.js under faults", () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => void unhandled.push(reason);
     process.on("unhandledRejection", onUnhandled);
-    const sql = postgres(db.url, {
+    // `socket` (postgres.js's hook for a custom connection) is not in its types.
+    const options = {
       max: 1,
       onnotice: () => {},
       // The first connection is reset as the array-type query goes out; later ones are left alone.
@@ -52,7 +53,8 @@ describe("postgres.js under faults", () => {
         } as net.Socket["write"];
         return socket;
       },
-    });
+    };
+    const sql = postgres(db.url, options as postgres.Options<Record<string, postgres.PostgresType>>);
     try {
       await expect(sql`select 1 as one`).rejects.toMatchObject({ code: "ECONNRESET" });
       expect(await sql<[{ one: number }]>`select 1 as one`).toEqual([{ one: 1 }]);
