@@ -26,6 +26,12 @@ export type WakeUps = ReturnType<typeof createWakeUps>;
  * connection (outside the pool); once started it stays, since idle LISTEN
  * costs no queries. postgres.js re-LISTENs after a reconnect and calls
  * onlisten again: notifications sent meanwhile are lost, so that re-reads too.
+ * LISTEN is asked for once: when it fails (PostgreSQL unreachable),
+ * postgres.js keeps the callback and LISTENs again by itself once its
+ * connection comes back (with its reconnect backoff, up to 20 s; polling
+ * covers the wait). Asking again at every poll, as before, registered the
+ * callback once more each time: after an outage every notification woke
+ * the reader once per poll tick the outage lasted, and the list only grew.
  */
 export function createWakeUps(options: WakeUpOptions) {
   const { sql, pollMs, channel, wake, log } = options;
@@ -41,21 +47,16 @@ export function createWakeUps(options: WakeUpOptions) {
       wake();
     };
     listening = sql.listen(channel, wake, onListen).catch((error: unknown) => {
-      log.warn({ err: error }, "feed LISTEN failed; polling, and trying again at the next poll");
-      listening = null;
-      listened = false;
+      log.warn({ err: error }, "feed LISTEN failed; polling until postgres.js LISTENs again after it reconnects");
       return null;
     });
   }
 
   return {
-    /** Starts polling (and LISTEN, retried at each tick until it works). */
+    /** Starts polling, and LISTEN the first time. */
     start(): void {
       if (poller !== null || closed) return;
-      poller = setInterval(() => {
-        listen();
-        wake();
-      }, pollMs).unref();
+      poller = setInterval(wake, pollMs).unref();
       listen();
     },
 
@@ -68,7 +69,11 @@ export function createWakeUps(options: WakeUpOptions) {
     /** Tells whether LISTEN has been in place (it stays true while postgres.js reconnects). */
     hasListened: (): boolean => listened,
 
-    /** Stops polling and LISTEN for good. */
+    /**
+     * Stops polling and LISTEN for good. After a first LISTEN that failed
+     * there is no handle to UNLISTEN with: postgres.js keeps the callback
+     * until `sql.end()`, and the tail reader ignores its wake-ups once closed.
+     */
     close(): void {
       closed = true;
       if (poller !== null) clearInterval(poller);
