@@ -360,6 +360,9 @@ class CallValues implements ContextValues {
   }
 }
 
+/** The longest delay setTimeout takes (2^31 - 1 ms, 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The Connect handler context of a grpc-js call: the fields connect-es's
  * `createHandlerContext` sets, with ONE AbortController that aborts on
@@ -399,7 +402,9 @@ class CallContext implements HandlerContext {
   ) {
     this.signal = this.#controller.signal;
     call.on("cancelled", this.#onCancel);
-    if (deadline !== undefined) this.#timer = setTimeout(() => this.#controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, deadline - Date.now()));
+    // setTimeout takes at most 2^31 - 1 ms (24.8 days; longer fires at once): a deadline further away keeps no timer.
+    const delayMs = deadline === undefined ? Infinity : Math.max(0, deadline - Date.now());
+    if (delayMs <= MAX_TIMER_MS) this.#timer = setTimeout(() => this.#controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), delayMs);
   }
 
   /**

@@ -127,6 +127,26 @@ describe("grpc-js client over h2c", () => {
     expect(errorInfoOf(error).reason).toBe("SESSION_NOT_FOUND");
   });
 
+  it("keeps calls whose deadline is 30 days away (past setTimeout's 2^31 ms) going, instead of DEADLINE_EXCEEDED at once", async () => {
+    const deadline = new Date(Date.now() + 30 * 24 * 3600 * 1000);
+    const error = await new Promise<grpc.ServiceError | null>((resolve) =>
+      (client as any).GetSession({ session_id: UNKNOWN_SESSION_ID }, { deadline }, (failure: grpc.ServiceError | null) => resolve(failure)),
+    );
+    expect({ code: error?.code, reason: error && errorInfoOf(error).reason }).toEqual({ code: grpc.status.NOT_FOUND, reason: "SESSION_NOT_FOUND" });
+
+    const userId = uniqueId("grpcjs-deadline");
+    const call = (client as any).WatchSessionEvents({ user_id: userId, from_beginning: true }, { deadline }) as grpc.ClientReadableStream<Message>;
+    const reader = new FrameReader(call);
+    try {
+      expect((await reader.next()).frame).toBe("caught_up");
+      const started = await unary("StartSession", { record_id: uniqueId("rec"), user_id: userId });
+      const live = await reader.next();
+      expect({ frame: live.frame, event: live.event?.event_id }).toEqual({ frame: "event", event: started.event.event_id });
+    } finally {
+      call.cancel();
+    }
+  });
+
   it("returns INVALID_ARGUMENT / INVALID_REQUEST for a malformed user_id", async () => {
     const error = await unaryError("StartSession", { record_id: uniqueId("rec"), user_id: "not a valid id!" });
     expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
