@@ -38,7 +38,7 @@
  * Environment: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_SESSIONS
  * (10000), BENCH_CONNECTIONS (50: wrk connections, h2load and grpc-load
  * streams), BENCH_WRITES_ONLY (1: only the gRPC writes, ours and no-op, and
- * their pgbench floors). Needs wrk, h2load, pgbench, psql and curl on PATH.
+ * their pgbench floors, with WORKERS=1 and 2). Needs wrk, h2load, pgbench, psql and curl on PATH.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -696,6 +696,13 @@ function targets(find: (workload: string | undefined, run: string) => Measuremen
         `p99 ${fmt(m?.p99, 2)} ms vs pgbench ${fmt(db?.p99, 2)} ms = ${verdict((m?.p99 ?? Number.NaN) / (db?.p99 ?? Number.NaN), 3, true)}; ` +
         `Node CPU ms/req ${fmt(cpuMsPerRequest(m), 3)} (no-op ${fmt(cpuMsPerRequest(floor), 3)})`,
     );
+    const two = find(pair.workload, "ours (WORKERS=2)");
+    if (two) {
+      lines.push(
+        `${pair.workload}, WORKERS=2 (the default on 2 cores): req/s ${fmt(two.rate)} vs pgbench ${fmt(db?.rate)} tps = ${verdict(two.rate / (db?.rate ?? Number.NaN), 1, false)}; ` +
+          `p99 ${fmt(two.p99, 2)} ms vs pgbench ${fmt(db?.p99, 2)} ms = ${verdict(two.p99 / (db?.p99 ?? Number.NaN), 3, true)}`,
+      );
+    }
   }
   return lines;
 }
@@ -856,7 +863,9 @@ async function main(): Promise<void> {
   logAnomalies("session-manager serve", ours.logs);
 
   // 3. Our server with H2C_ADAPTER=connect (connect-node serves gRPC): "today's" GetSession over gRPC.
-  if (ALL) await compareAdaptersAndWorkers(results, db.url, idsFile, grpcBody, ids[0]!);
+  if (ALL) await compareAdapters(results, db.url, grpcBody);
+  // 3b. The same server with WORKERS=2, the default on a 2-core host.
+  await compareWorkers(results, db.url, idsFile, grpcBody, ids[0]!);
 
   // 4. Framework floor: the no-op server (our server, grpc-js adapter, interceptors).
   const noop = await startFloor("bench/noop-server.ts");
@@ -897,20 +906,26 @@ async function main(): Promise<void> {
   ]);
 }
 
-/** GetSession over gRPC on connect-node (H2C_ADAPTER=connect), and the gRPC loads with WORKERS=2, next to "ours". */
-async function compareAdaptersAndWorkers(results: Measurement[], dbUrl: string, idsFile: string, grpcBody: string, keep: string): Promise<void> {
+/** GetSession over gRPC on connect-node (H2C_ADAPTER=connect), next to "ours". */
+async function compareAdapters(results: Measurement[], dbUrl: string, grpcBody: string): Promise<void> {
   const connectOurs = await startOurs("ours-connect", dbUrl, "connect");
   await verifyGrpc(connectOurs.port, grpcBody, "ours (connect h2c)");
   results.push(await measure("GetSession gRPC h2c", "ours (connect h2c)", h2loadLoad(connectOurs.port, grpcBody), connectOurs.child.pid!));
   await stop(connectOurs.child, 15_000);
   logAnomalies("session-manager serve H2C_ADAPTER=connect", connectOurs.logs);
+}
 
-  // 3b. WORKERS=2 (node:cluster), side by side with "ours" (WORKERS=1): the same gRPC loads over two
-  // connections, which the primary hands to its workers (a cluster shares a port by connection).
+/**
+ * The gRPC loads with WORKERS=2 (node:cluster; the default on a 2-core
+ * host), side by side with "ours" (WORKERS=1): the same calls in flight
+ * over two connections, which the primary hands to its workers (a cluster
+ * shares a port by connection). GetSession only with BENCH_WRITES_ONLY unset.
+ */
+async function compareWorkers(results: Measurement[], dbUrl: string, idsFile: string, grpcBody: string, keep: string): Promise<void> {
   const two = await startOurs("ours-workers2", dbUrl, "grpc-js", 2);
   await verifyGrpc(two.port, grpcBody, "ours (WORKERS=2)");
   const twoRun = "ours (WORKERS=2)";
-  results.push(await measure("GetSession gRPC h2c", twoRun, h2loadLoad(two.port, grpcBody, 2), two.child.pid!));
+  if (ALL) results.push(await measure("GetSession gRPC h2c", twoRun, h2loadLoad(two.port, grpcBody, 2), two.child.pid!));
   results.push(await measure("StartSession gRPC h2c", twoRun, grpcLoad(two.port, startWorkload(), 2), two.child.pid!));
   results.push(await measure("AppendSessionEvent gRPC h2c", twoRun, grpcLoad(two.port, appendWorkload(idsFile), 2), two.child.pid!));
   const twoEndIds = join(tmp, "open-session-ids-2.txt");

@@ -152,12 +152,14 @@ function handlerFor(impl: MethodImplSpec, options: GrpcJsServerOptions): grpc.Un
         void pump(
           call,
           next(context.request(true, oneMessage(call.request)) as never).then((response) => response.message),
+          context.signal,
         );
       };
     }
     case "bidi_streaming":
       return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-        void pump(call, transformInvokeImplementation(impl, contextFor(impl.method, call).copy(), interceptors)(call as never));
+        const context = contextFor(impl.method, call);
+        void pump(call, transformInvokeImplementation(impl, context.copy(), interceptors)(call as never), context.signal);
       };
     default:
       throw new Error(`the grpc-js adapter does not serve ${impl.kind} methods (${impl.method.name})`);
@@ -284,10 +286,15 @@ async function singleMessage(messages: AsyncIterable<unknown>): Promise<unknown>
  * A response stream that is a `PushSource` (WatchSessionEvents) may also write frames itself
  * while this loop awaits `next()`; `ready` refuses while the buffer is full, and the stream then
  * keeps the frame for `next()`.
+ *
+ * A stream that ends because the call's `signal` aborted (the deadline) ends with the abort's
+ * status, DEADLINE_EXCEEDED, not OK: the feed treats an aborted signal as the end of the
+ * stream, and grpc-js's own deadline timer, which would send the status, may fire after ours.
  */
 async function pump(
   call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
   source: AsyncIterable<unknown> | Promise<AsyncIterable<unknown>>,
+  signal: AbortSignal,
 ): Promise<void> {
   try {
     const responses = (await source)[Symbol.asyncIterator]();
@@ -304,6 +311,7 @@ async function pump(
       }
       if (!call.write(result.value)) await drained(call);
     }
+    if (signal.aborted && !call.cancelled) throw signal.reason;
     call.end();
   } catch (error) {
     if (!call.cancelled) call.emit("error", toServiceError(error));

@@ -3,8 +3,9 @@
  * service over h2c: the unary lifecycle, errors with google.rpc.ErrorInfo in
  * the grpc-status-details-bin trailer, and a WatchSessionEvents stream.
  */
+import http2 from "node:http2";
 import { fileURLToPath } from "node:url";
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
@@ -12,6 +13,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
 import { ErrorInfoSchema, type ErrorInfo } from "../../gen/google/rpc/error_details_pb.js";
+import { WatchSessionEventsRequestSchema } from "../../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { startTestApp, uniqueId } from "../support/app.js";
 
 const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
@@ -144,6 +146,36 @@ describe("grpc-js client over h2c", () => {
       expect({ frame: live.frame, event: live.event?.event_id }).toEqual({ frame: "event", event: started.event.event_id });
     } finally {
       call.cancel();
+    }
+  });
+
+  it("ends a WatchSessionEvents stream at its grpc-timeout with DEADLINE_EXCEEDED, not OK (a client without its own timer, e.g. curl)", async () => {
+    // A raw HTTP/2 call: grpc-js clients end the call at the deadline themselves, whatever the server sends.
+    const session = http2.connect(`http://127.0.0.1:${app.port}`);
+    try {
+      const request = toBinary(WatchSessionEventsRequestSchema, create(WatchSessionEventsRequestSchema, { userId: uniqueId("grpcjs-timeout") }));
+      const frame = Buffer.alloc(5 + request.length);
+      frame.writeUInt32BE(request.length, 1);
+      frame.set(request, 5);
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/sessionmanager.v1.SessionManagerService/WatchSessionEvents",
+        "content-type": "application/grpc",
+        te: "trailers",
+        "grpc-timeout": "400m",
+      });
+      stream.end(frame);
+      stream.resume();
+      const startedAt = Date.now();
+      const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        stream.on("trailers", resolve);
+        stream.on("error", reject);
+        stream.on("close", () => reject(new Error(`stream closed without trailers (rst ${stream.rstCode})`)));
+      });
+      expect(trailers["grpc-status"]).toBe(String(grpc.status.DEADLINE_EXCEEDED));
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(300);
+    } finally {
+      session.close();
     }
   });
 
