@@ -720,7 +720,8 @@ async function startOurs(
   const logs = [join(tmp, `${name}.stdout.log`), join(tmp, `${name}.stderr.log`)];
   const outFd = openSync(logs[0]!, "w");
   const errFd = openSync(logs[1]!, "w");
-  const child = start(process.execPath, ["--import", "tsx", "src/cli/index.ts", "serve"], {
+  // The V8 flag `npm start` passes (README, "Young generation").
+  const child = start(process.execPath, ["--max-semi-space-size=8", "--import", "tsx", "src/cli/index.ts", "serve"], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,

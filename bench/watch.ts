@@ -265,7 +265,8 @@ async function main(): Promise<void> {
 async function startServer(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess & { baseUrl: string }> {
   const port = await freePort();
   // BENCH_SERVER_NODE_ARGS passes Node flags to the replica only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
+  // What `npm start` passes (README, "Young generation"), unless BENCH_SERVER_NODE_ARGS says otherwise ("" for none).
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "--max-semi-space-size=8").split(" ").filter((arg) => arg !== "");
   const child = spawn(NODE, [...nodeArgs, "--import", "tsx", "src/cli/index.ts", "serve"], {
     cwd: ROOT,
     env: {
