@@ -63,6 +63,13 @@ export interface Metrics extends CallObserver {
 
 const SESSION_STATES = ["active", "paused"] as const;
 
+/** Response messages sent under one label set: `n` so far, `added` of them already in the counter. */
+interface SentCount {
+  labels: Record<"grpc_type" | "grpc_service" | "grpc_method" | "protocol", string>;
+  n: number;
+  added: number;
+}
+
 /** Creates the replica's registry and metrics. */
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry();
@@ -76,7 +83,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
   const received = new Counter({ name: "grpc_server_msg_received_total", help: "Request messages received.", labelNames: rpcLabels, registers: [registry] });
-  const sent = new Counter({ name: "grpc_server_msg_sent_total", help: "Response messages sent.", labelNames: rpcLabels, registers: [registry] });
+  // Counted in plain numbers per label set and added to the counter when it is collected (scraped):
+  // prom-client's inc hashes the labels on every call, and a Watch stream counts every frame it sends
+  // (with 10,000 streams, 20,000 frames/s: about 3% of the replica's CPU in bench:watch).
+  const sentCounts = new Map<string, SentCount>();
+  new Counter({
+    name: "grpc_server_msg_sent_total",
+    help: "Response messages sent.",
+    labelNames: rpcLabels,
+    registers: [registry],
+    collect() {
+      for (const count of sentCounts.values()) {
+        this.inc(count.labels, count.n - count.added);
+        count.added = count.n;
+      }
+    },
+  });
   const handling = new Histogram({
     name: "grpc_server_handling_seconds",
     help: "Time from the start of an RPC to its end (for streams: how long the stream was open), in seconds.",
@@ -193,12 +215,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
   class ObservedCall {
     constructor(
       private readonly labels: Record<"grpc_type" | "grpc_service" | "grpc_method" | "protocol", string>,
-      private readonly sentChild: { inc(): void },
+      private readonly sentCount: SentCount,
       private readonly watching: boolean,
     ) {}
 
     sent(): void {
-      this.sentChild.inc();
+      this.sentCount.n++;
     }
 
     finished(code: string, seconds: number): void {
@@ -216,7 +238,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
       received.inc(labels);
       const watching = call.method === "WatchSessionEvents";
       if (watching) watchStreams.inc({ protocol: call.protocol });
-      return new ObservedCall(labels, sent.labels(labels), watching);
+      const key = `${call.type}\u0000${call.service}\u0000${call.method}\u0000${call.protocol}`;
+      let count = sentCounts.get(key);
+      if (count === undefined) sentCounts.set(key, (count = { labels, n: 0, added: 0 }));
+      return new ObservedCall(labels, count, watching);
     },
     delivered(receiveTime) {
       lag.observe(Math.max(0, (Date.now() - receiveTime.getTime()) / 1000));

@@ -109,20 +109,31 @@ function encode(schema: DescMessage, message: unknown): Buffer {
  * Returns a serializer for a streaming method's responses that encodes each
  * message object once: the feed hands the same response object to every
  * stream that wants an event (see convert.ts), so a frame fanned out to
- * 10,000 streams costs one encoding, and grpc-js writes the same bytes to
- * each. Keys are weak: the bytes live as long as the message.
+ * 10,000 streams costs one encoding. The bytes come out framed (the gRPC
+ * 5-byte prefix) and marked PREFRAMED, which our grpc-js patch
+ * (patches/@grpc+grpc-js+*.patch, `serializeMessage`) writes as they are:
+ * unpatched, grpc-js copied them into a new framed Buffer for every stream.
+ * Keys are weak: the bytes live as long as the message.
  */
 function encodeOnce(schema: DescMessage): (message: unknown) => Buffer {
   const encoded = new WeakMap<object, Buffer>();
   return (message) => {
-    let bytes = encoded.get(message as object);
-    if (bytes === undefined) {
-      bytes = encode(schema, message);
-      encoded.set(message as object, bytes);
+    let framed = encoded.get(message as object);
+    if (framed === undefined) {
+      const bytes = toBinary(schema, message as never);
+      framed = Buffer.allocUnsafe(5 + bytes.byteLength);
+      framed[0] = 0; // not compressed
+      framed.writeUInt32BE(bytes.byteLength, 1);
+      framed.set(bytes, 5);
+      (framed as Buffer & { [PREFRAMED]?: true })[PREFRAMED] = true;
+      encoded.set(message as object, framed);
     }
-    return bytes;
+    return framed;
   };
 }
+
+/** The mark of a serializer's output that is already a gRPC message frame (our grpc-js patch). */
+const PREFRAMED = Symbol.for("grpc-js.preframedMessage");
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
 
