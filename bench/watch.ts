@@ -376,6 +376,7 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
 
   const standbyCpu = () => (rig.standbyPid === null ? 0 : readTreeCpuMs(rig.standbyPid));
   const cpu = { server: readTreeCpuMs(rig.serverPid), db: readTreeCpuMs(rig.postmasterPid), standby: standbyCpu(), client: ownCpuMs() };
+  const fallbacksBefore = await fallbacks(rig.baseUrl);
   const start = nowMs();
   const { acks, done } = await write(rig, scenario);
   const perUser = countPerUser(rig, count, userOf);
@@ -390,6 +391,11 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
     standby: standbyCpu() - cpu.standby,
     client: ownCpuMs() - cpu.client,
   };
+
+  const fallbacksAfter = await fallbacks(rig.baseUrl);
+  if (fallbacksAfter !== null && fallbacksBefore !== null) {
+    console.error(`[watch] ${scenario}: ${fallbacksAfter - fallbacksBefore} slow streams fell back to table reads during the writes (session_manager_watch_fallbacks_total)`);
+  }
 
   stop.abort();
   await Promise.race([Promise.allSettled(streams), sleep(5_000)]);
@@ -411,6 +417,17 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
     rss: (rssKb / 1024).toFixed(0),
     rssPerStream: count < 100 ? "-" : ((rssKb - rig.idleRssKb) / count).toFixed(1),
   };
+}
+
+/** Reads session_manager_watch_fallbacks_total from the replica's /metrics (summed over workers); null if it cannot. */
+async function fallbacks(baseUrl: string): Promise<number | null> {
+  try {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    const value = /^session_manager_watch_fallbacks_total (\S+)$/m.exec(text)?.[1];
+    return value === undefined ? null : Number(value);
+  } catch {
+    return null;
+  }
 }
 
 /**
