@@ -73,8 +73,8 @@ type RpcLabels = Record<"grpc_type" | "grpc_service" | "grpc_method" | "protocol
  * about 3% of the replica's CPU in bench:watch).
  */
 class RpcCounts {
+  /** Calls started; grpc_server_msg_received_total counts one request message per call from it (every method but health's Watch takes exactly one). */
   started = 0;
-  received = 0;
   sent = 0;
   /** Finished calls by grpc_code. */
   readonly handled = new Map<string, number>();
@@ -90,14 +90,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
   collectDefaultMetrics({ register: registry });
   const rpcLabels = ["grpc_type", "grpc_service", "grpc_method", "protocol"] as const;
   const counts = new Map<string, RpcCounts>();
-  const addNew = (count: "started" | "received" | "sent") =>
+  /** A counter's collect: adds what `count` grew by since `counter` last collected. */
+  const addNew = (counter: "started" | "received" | "sent", count: "started" | "sent") =>
     function collect(this: Counter<string>): void {
       for (const rpc of counts.values()) {
-        this.inc(rpc.labels, rpc[count] - rpc.added[count]);
-        rpc.added[count] = rpc[count];
+        this.inc(rpc.labels, rpc[count] - rpc.added[counter]);
+        rpc.added[counter] = rpc[count];
       }
     };
-  new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames: rpcLabels, registers: [registry], collect: addNew("started") });
+  new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames: rpcLabels, registers: [registry], collect: addNew("started", "started") });
   new Counter({
     name: "grpc_server_handled_total",
     help: "RPCs completed on the server, whatever their status.",
@@ -112,8 +113,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       }
     },
   });
-  new Counter({ name: "grpc_server_msg_received_total", help: "Request messages received.", labelNames: rpcLabels, registers: [registry], collect: addNew("received") });
-  new Counter({ name: "grpc_server_msg_sent_total", help: "Response messages sent.", labelNames: rpcLabels, registers: [registry], collect: addNew("sent") });
+  new Counter({ name: "grpc_server_msg_received_total", help: "Request messages received.", labelNames: rpcLabels, registers: [registry], collect: addNew("received", "started") });
+  new Counter({ name: "grpc_server_msg_sent_total", help: "Response messages sent.", labelNames: rpcLabels, registers: [registry], collect: addNew("sent", "sent") });
   const handling = new Histogram({
     name: "grpc_server_handling_seconds",
     help: "Time from the start of an RPC to its end (for streams: how long the stream was open), in seconds.",
@@ -255,7 +256,6 @@ export function createMetrics(options: MetricsOptions): Metrics {
         counts.set(key, rpc);
       }
       rpc.started++;
-      rpc.received++;
       const watching = call.method === "WatchSessionEvents";
       if (watching) watchStreams.inc({ protocol: call.protocol });
       return new ObservedCall(rpc, watching);
