@@ -42,3 +42,11 @@ export function quantile(sorted: Float64Array | number[], q: number): number {
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** The machine's CPU times from /proc/stat, in ms summed over every core: busy (all but idle and iowait) and steal. */
+export function readMachineCpuMs(): { busy: number; steal: number; total: number } {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields as [number, number, number, number, number, number, number, number];
+  const toMs = (ticks: number) => (ticks * 1000) / CLOCK_TICKS_PER_S;
+  return { busy: toMs(user + nice + system + irq + softirq), steal: toMs(steal), total: toMs(user + nice + system + idle + iowait + irq + softirq + steal) };
+}

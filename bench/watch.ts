@@ -69,6 +69,7 @@
  */
 import { spawn, fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,7 +90,7 @@ import {
 } from "../gen/sessionmanager/v1/session_manager_service_pb.js";
 import { startEmbeddedPostgres } from "../src/db/database.js";
 import { startReplicationGroup } from "../test/standby/replication-group.js";
-import { nowMs, ownCpuMs, quantile, readCpuMs, readRssKb } from "./proc-stats.js";
+import { nowMs, ownCpuMs, quantile, readCpuMs, readMachineCpuMs, readRssKb } from "./proc-stats.js";
 import type { Ack, WriteRun } from "./watch-writer.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -376,7 +377,10 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
 
   const standbyCpu = () => (rig.standbyPid === null ? 0 : readTreeCpuMs(rig.standbyPid));
   const cpu = { server: readTreeCpuMs(rig.serverPid), db: readTreeCpuMs(rig.postmasterPid), standby: standbyCpu(), client: ownCpuMs() };
-  const fallbacksBefore = await fallbacks(rig.baseUrl);
+  const feedBefore = await scrapeFeed(rig.baseUrl);
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  const machine = readMachineCpuMs();
   const start = nowMs();
   const { acks, done } = await write(rig, scenario);
   const perUser = countPerUser(rig, count, userOf);
@@ -392,9 +396,20 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
     client: ownCpuMs() - cpu.client,
   };
 
-  const fallbacksAfter = await fallbacks(rig.baseUrl);
-  if (fallbacksAfter !== null && fallbacksBefore !== null) {
-    console.error(`[watch] ${scenario}: ${fallbacksAfter - fallbacksBefore} slow streams fell back to table reads during the writes (session_manager_watch_fallbacks_total)`);
+  loopDelay.disable();
+  const machineAfter = readMachineCpuMs();
+  const machineTotal = Math.max(1, machineAfter.total - machine.total);
+  const feedAfter = await scrapeFeed(rig.baseUrl);
+  if (feedAfter !== null && feedBefore !== null) {
+    const lag = feedAfter.lag.map(([le, n], i) => [le, n - feedBefore.lag[i]![1]] as const);
+    const total = lag.at(-1)![1];
+    const at = (q: number) => lag.find(([, n]) => n >= q * total)?.[0] ?? "+Inf";
+    console.error(
+      `[watch] ${scenario}: ${feedAfter.fallbacks - feedBefore.fallbacks} slow streams fell back to table reads during the writes (session_manager_watch_fallbacks_total); ` +
+        `server commit-to-frame p50 <= ${at(0.5)} s, p99 <= ${at(0.99)} s, max <= ${at(1)} s of ${total} frames (session_manager_feed_delivery_lag_seconds); ` +
+        `client event-loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms; ` +
+        `machine busy ${((100 * (machineAfter.busy - machine.busy)) / machineTotal).toFixed(0)}%, steal ${((100 * (machineAfter.steal - machine.steal)) / machineTotal).toFixed(0)}% of all cores`,
+    );
   }
 
   stop.abort();
@@ -419,12 +434,19 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
   };
 }
 
-/** Reads session_manager_watch_fallbacks_total from the replica's /metrics (summed over workers); null if it cannot. */
-async function fallbacks(baseUrl: string): Promise<number | null> {
+/**
+ * Reads the feed's counters from the replica's /metrics (summed over workers): the slow-stream
+ * fallbacks and the cumulative buckets of the commit-to-frame lag histogram, as [le, count] pairs
+ * in order (the last is +Inf); null if it cannot.
+ */
+async function scrapeFeed(baseUrl: string): Promise<{ fallbacks: number; lag: [string, number][] } | null> {
   try {
     const text = await (await fetch(`${baseUrl}/metrics`)).text();
     const value = /^session_manager_watch_fallbacks_total (\S+)$/m.exec(text)?.[1];
-    return value === undefined ? null : Number(value);
+    const lag = [...text.matchAll(/^session_manager_feed_delivery_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map(
+      (match) => [match[1]!, Number(match[2])] as [string, number],
+    );
+    return value === undefined || lag.length === 0 ? null : { fallbacks: Number(value), lag };
   } catch {
     return null;
   }
