@@ -38,7 +38,8 @@
  * Environment: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_SESSIONS
  * (10000), BENCH_CONNECTIONS (50: wrk connections, h2load and grpc-load
  * streams), BENCH_WRITES_ONLY (1: only the gRPC writes, ours and no-op, and
- * their pgbench floors, with WORKERS=1 and 2). Needs wrk, h2load, pgbench, psql and curl on PATH.
+ * their pgbench floors, with WORKERS=1 and 2), BENCH_SERVER_NODE_ARGS (Node flags for our server;
+ * default "--max-semi-space-size=8", as `npm start`). Needs wrk, h2load, pgbench, psql and curl on PATH.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -720,8 +721,10 @@ async function startOurs(
   const logs = [join(tmp, `${name}.stdout.log`), join(tmp, `${name}.stderr.log`)];
   const outFd = openSync(logs[0]!, "w");
   const errFd = openSync(logs[1]!, "w");
-  // The V8 flag `npm start` passes (README, "Young generation").
-  const child = start(process.execPath, ["--max-semi-space-size=8", "--import", "tsx", "src/cli/index.ts", "serve"], {
+  // The V8 flag `npm start` passes (README, "Young generation"), unless BENCH_SERVER_NODE_ARGS says otherwise
+  // ("" for none; e.g. "--max-semi-space-size=8 --cpu-prof --cpu-prof-dir=/tmp/prof": stop() ends it with SIGTERM, so the profile is written).
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "--max-semi-space-size=8").split(" ").filter((arg) => arg !== "");
+  const child = start(process.execPath, [...nodeArgs, "--import", "tsx", "src/cli/index.ts", "serve"], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
