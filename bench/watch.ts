@@ -265,6 +265,8 @@ async function main(): Promise<void> {
 /** Starts the replica and waits until it answers. */
 async function startServer(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess & { baseUrl: string }> {
   const port = await freePort();
+  // METRICS_PORT: with WORKERS > 1 only there does /metrics answer for every worker (summed); the service port answers for one.
+  const metricsPort = await freePort();
   // BENCH_SERVER_NODE_ARGS passes Node flags to the replica only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   // What `npm start` passes (README, "Young generation"), unless BENCH_SERVER_NODE_ARGS says otherwise ("" for none).
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "--max-semi-space-size=8").split(" ").filter((arg) => arg !== "");
@@ -280,6 +282,7 @@ async function startServer(databaseUrl: string, extraEnv: Record<string, string>
       WATCH_STREAMS_MAX: String(watchStreamsMax()),
       // One process unless BENCH_WORKERS says otherwise (WORKERS defaults to the cores); CPU and RSS are summed over the worker processes.
       WORKERS: String(WORKERS),
+      METRICS_PORT: String(metricsPort),
       ...extraEnv,
     },
     stdio: ["ignore", "inherit", "inherit"],
@@ -294,8 +297,12 @@ async function startServer(databaseUrl: string, extraEnv: Record<string, string>
       if (Date.now() > deadline || child.exitCode !== null) throw new Error("the server did not start");
     }
   }
+  metricsUrls.set(baseUrl, `http://127.0.0.1:${metricsPort}/metrics`);
   return Object.assign(child, { baseUrl });
 }
+
+/** Each replica's /metrics URL (its METRICS_PORT), by its baseUrl. */
+const metricsUrls = new Map<string, string>();
 
 /** Creates one open session per user, warms the server up and reads its idle RSS. */
 async function prepare(server: ChildProcess & { baseUrl: string }, writer: ChildProcess, pgDir: string): Promise<Rig> {
@@ -435,13 +442,13 @@ async function runScenario(rig: Rig, scenario: string, count: number, userOf: (i
 }
 
 /**
- * Reads the feed's counters from the replica's /metrics (summed over workers): the slow-stream
+ * Reads the feed's counters from the replica's /metrics (its METRICS_PORT: summed over workers): the slow-stream
  * fallbacks and the cumulative buckets of the commit-to-frame lag histogram, as [le, count] pairs
  * in order (the last is +Inf); null if it cannot.
  */
 async function scrapeFeed(baseUrl: string): Promise<{ fallbacks: number; lag: [string, number][] } | null> {
   try {
-    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    const text = await (await fetch(metricsUrls.get(baseUrl) ?? `${baseUrl}/metrics`)).text();
     const value = /^session_manager_watch_fallbacks_total (\S+)$/m.exec(text)?.[1];
     const lag = [...text.matchAll(/^session_manager_feed_delivery_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map(
       (match) => [match[1]!, Number(match[2])] as [string, number],
