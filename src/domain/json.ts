@@ -114,11 +114,37 @@ function textProblem(text: string, what: string): string | null {
   return text.isWellFormed() ? null : `${what} must not contain unpaired UTF-16 surrogates`;
 }
 
-/** Serializes JSON with object keys sorted, so equal values give equal text. */
+/**
+ * Serializes JSON with object keys sorted, so equal values give equal text, in JavaScript's
+ * property order: keys that are array indices ("0", "9", "10": decimal integers below
+ * 2^32 - 1 without leading zeros) come first in numeric order, the other keys follow sorted by
+ * UTF-16 code units. Request fingerprints (stored with every event, compared on retries) and
+ * page tokens use it, so it must never change; the hash chain, which auditors recompute
+ * elsewhere, uses the standard `jcs`.
+ */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v !== null && typeof v === "object" && !Array.isArray(v)
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
       : v,
   );
+}
+
+/**
+ * Serializes JSON as RFC 8785 (JSON Canonicalization Scheme) does: no whitespace, every
+ * object's keys sorted by their UTF-16 code units (array-index keys included: "10" before
+ * "9"), strings and numbers as JSON.stringify writes them (RFC 8785 adopts ECMAScript's
+ * number form). Libraries in other languages do the same (Python `rfc8785`, Java
+ * `erdtman/java-json-canonicalization`, Go `cyberphone/json-canonicalization`).
+ * Takes JSON values (null, booleans, finite numbers, strings, arrays, plain objects; a
+ * `toJSON` method is applied first); like JSON.stringify, it leaves out members whose value
+ * is undefined and writes undefined array elements as null.
+ */
+export function jcs(value: unknown): string {
+  const json = value !== null && typeof value === "object" && typeof (value as { toJSON?: unknown }).toJSON === "function" ? (value as { toJSON(): unknown }).toJSON() : value;
+  if (json === null || typeof json !== "object") return JSON.stringify(json) ?? "null";
+  if (Array.isArray(json)) return `[${json.map(jcs).join(",")}]`;
+  const members = Object.entries(json).filter(([, v]) => v !== undefined);
+  members.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${members.map(([k, v]) => `${JSON.stringify(k)}:${jcs(v)}`).join(",")}}`;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../../src/domain/errors.js";
-import { canonicalJson, checkJsonObject, isReadableJson, jsonDepth, MAX_JSON_DEPTH, type JsonObject, type JsonValue } from "../../src/domain/json.js";
+import { canonicalJson, checkJsonObject, isReadableJson, jcs, jsonDepth, MAX_JSON_DEPTH, type JsonObject, type JsonValue } from "../../src/domain/json.js";
 
 function reasonOf(run: () => void): string | null {
   try {
@@ -37,6 +37,34 @@ describe("canonicalJson", () => {
   it("gives equal text for objects that differ only in key order", () => {
     expect(canonicalJson({ b: 1, a: { d: [{ y: 1, x: 2 }], c: 3 } })).toBe(canonicalJson({ a: { c: 3, d: [{ x: 2, y: 1 }] }, b: 1 }));
     expect(canonicalJson({ a: [1, 2] })).not.toBe(canonicalJson({ a: [2, 1] }));
+  });
+});
+
+describe("jcs (RFC 8785)", () => {
+  it("sorts keys by UTF-16 code units: the RFC's own example (section 3.2.3)", () => {
+    const input = {
+      "\u20ac": "Euro Sign",
+      "\r": "Carriage Return",
+      "\ufb33": "Hebrew Letter Dalet With Dagesh",
+      "1": "One",
+      "\ud83d\ude00": "Emoji: Grinning Face",
+      "\u0080": "Control",
+      "\u00f6": "Latin Small Letter O With Diaeresis",
+    };
+    const order = ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\ud83d\ude00", "\ufb33"];
+    expect(jcs(input)).toBe(`{${order.map((k) => `${JSON.stringify(k)}:${JSON.stringify(input[k as keyof typeof input])}`).join(",")}}`);
+  });
+
+  it("sorts array-index keys as strings, where JavaScript's own order (canonicalJson) puts them first by number", () => {
+    const value = { b: 4, "9": 1, "-a": 3, "10": 2, "1.5": 5 };
+    expect(jcs(value)).toBe('{"-a":3,"1.5":5,"10":2,"9":1,"b":4}');
+    expect(canonicalJson(value)).toBe('{"9":1,"10":2,"-a":3,"1.5":5,"b":4}');
+  });
+
+  it("writes numbers, strings and nesting as JSON.stringify does, without whitespace", () => {
+    const value = { z: [1e-6, 1e20, -0, 0.1, 3, true, null, "é\u2028\n\"x\""], a: { d: [{ y: 1, x: 2 }], c: {} } };
+    expect(jcs(value)).toBe('{"a":{"c":{},"d":[{"x":2,"y":1}]},"z":[0.000001,100000000000000000000,0,0.1,3,true,null,"é\u2028\\n\\"x\\""]}');
+    expect(JSON.parse(jcs(value))).toEqual(JSON.parse(JSON.stringify(value)));
   });
 });
 

@@ -1,8 +1,8 @@
 /** The console's WebCrypto chain check (web/lib/chain.ts) agrees with the reference (src/domain/chain.ts). */
 import { describe, expect, it } from "vitest";
-import { verifyChain as referenceVerify } from "../../src/domain/chain.js";
-import { canonicalJson as referenceCanonical, type JsonObject } from "../../src/domain/json.js";
-import { canonicalJson, chainHash, verifyChain } from "../../web/lib/chain.js";
+import { chainHash as referenceHash, verifyChain as referenceVerify } from "../../src/domain/chain.js";
+import { canonicalJson as referenceCanonical, jcs as referenceJcs, type JsonObject } from "../../src/domain/json.js";
+import { canonicalJson, chainHash, jcs, verifyChain } from "../../web/lib/chain.js";
 import { asReceived, storedSession } from "./fixtures.js";
 
 const PAYLOADS: JsonObject[] = [
@@ -12,9 +12,12 @@ const PAYLOADS: JsonObject[] = [
   {},
 ];
 
-describe("canonicalJson", () => {
-  it("is the reference's, key order included", () => {
-    for (const p of PAYLOADS) expect(canonicalJson(p)).toBe(referenceCanonical(p));
+describe("jcs and canonicalJson", () => {
+  it("are the reference's, key order included", () => {
+    for (const p of PAYLOADS) {
+      expect(jcs(p)).toBe(referenceJcs(p));
+      expect(canonicalJson(p)).toBe(referenceCanonical(p));
+    }
   });
 });
 
@@ -56,6 +59,18 @@ describe("verifyChain", () => {
     const received = asReceived(storedSession(PAYLOADS));
     expect(await verifyChain(received.filter((e) => e.seq !== 2), 4)).toMatchObject({ ok: false, seq: 2 });
     expect(await verifyChain(received.slice(0, 3), 4)).toMatchObject({ ok: false, seq: 4 });
+  });
+
+  it("accepts links written before RFC 8785 (canonicalJson), as the reference does", async () => {
+    let previous = "";
+    const legacy = storedSession(PAYLOADS).map((event) => {
+      previous = referenceHash(previous, event, referenceCanonical);
+      return { ...event, hash: previous };
+    });
+    expect(legacy[2]!.hash).not.toBe(storedSession(PAYLOADS)[2]!.hash); // "10" and "9": the two forms differ
+    expect(await verifyChain(asReceived(legacy), 4)).toEqual({ ok: true, events: 4 });
+    const altered = legacy.map((e) => (e.seq === 3 ? { ...e, payload: { ...e.payload, "9": "NINE" } } : e));
+    expect(await verifyChain(asReceived(altered), 4)).toMatchObject({ ok: false, seq: 3 });
   });
 
   it("does not claim anything past a withheld payload", async () => {

@@ -3,10 +3,12 @@
  * (`crypto.subtle.digest`), exactly as README "Audit and retention" and
  * src/domain/chain.ts define it:
  *
- * hash(event) = lowercase hex SHA-256 of canonicalJson({v: 1, previous_hash,
- * event_id, user_id, session_id, seq, record_id, type, event_time,
- * receive_time, source, performer_id, payload}), times as RFC 3339 UTC with
- * milliseconds, keys sorted, previous_hash "" for seq 1.
+ * hash(event) = lowercase hex SHA-256 of the RFC 8785 canonical JSON (`jcs`)
+ * of {v: 1, previous_hash, event_id, user_id, session_id, seq, record_id,
+ * type, event_time, receive_time, source, performer_id, payload}, times as
+ * RFC 3339 UTC with milliseconds, previous_hash "" for seq 1. Links written
+ * before the chain used RFC 8785 were hashed with `canonicalJson` (array-index
+ * keys first, in numeric order); either form is accepted for a link.
  *
  * Pure (no DOM): runs in Node 24 too, where test/web checks it against
  * src/domain/chain.ts.
@@ -31,7 +33,16 @@ export interface ChainEvent {
   payloadWithheld: boolean;
 }
 
-/** Serializes JSON with object keys sorted (UTF-16 code unit order), as src/domain/json.ts canonicalJson does. */
+/** RFC 8785 canonical JSON, as src/domain/json.ts `jcs` writes it (keys sorted by UTF-16 code units, array-index keys included). */
+export function jcs(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(jcs).join(",")}]`;
+  const members = Object.entries(value).filter(([, v]) => v !== undefined);
+  members.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${members.map(([k, v]) => `${JSON.stringify(k)}:${jcs(v)}`).join(",")}}`;
+}
+
+/** The chain's serialization before RFC 8785, as src/domain/json.ts `canonicalJson` writes it (array-index keys first, in numeric order). */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
     v !== null && typeof v === "object" && !Array.isArray(v)
@@ -40,9 +51,9 @@ export function canonicalJson(value: unknown): string {
   );
 }
 
-/** The canonical text an event's link is the SHA-256 of. */
-export function chainText(previousHash: string, event: ChainEvent): string {
-  return canonicalJson({
+/** The canonical text an event's link is the SHA-256 of (`serialize`: `jcs`, or `canonicalJson` for links written before RFC 8785). */
+export function chainText(previousHash: string, event: ChainEvent, serialize: (value: unknown) => string = jcs): string {
+  return serialize({
     v: 1,
     previous_hash: previousHash,
     event_id: event.eventId,
@@ -90,8 +101,8 @@ export async function verifyChain(events: readonly ChainEvent[], lastSeq: number
     if (event.payloadWithheld) {
       return { ok: "unknown", seq: event.seq, problem: "the payload was withheld by the server (nested too deeply); verify with session-manager verify" };
     }
-    const expected = await chainHash(previous, event);
-    if (event.hash !== expected) return { ok: false, seq: event.seq, problem: "hash does not match the event's content and the previous link" };
+    const linked = event.hash === (await chainHash(previous, event)) || event.hash === (await sha256Hex(chainText(previous, event, canonicalJson)));
+    if (!linked) return { ok: false, seq: event.seq, problem: "hash does not match the event's content and the previous link" };
     previous = event.hash;
   }
   if (events.length !== lastSeq) return { ok: false, seq: events.length + 1, problem: `session says last_seq ${lastSeq}, log has ${events.length} events` };
