@@ -39,7 +39,8 @@
  * (10000), BENCH_CONNECTIONS (50: wrk connections, h2load and grpc-load
  * streams), BENCH_WRITES_ONLY (1: only the gRPC writes, ours and no-op, and
  * their pgbench floors, with WORKERS=1 and 2), BENCH_SERVER_NODE_ARGS (Node flags for our server;
- * default "--max-semi-space-size=8", as `npm start`). Needs wrk, h2load, pgbench, psql and curl on PATH.
+ * default "--max-semi-space-size=8", as `npm start`), BENCH_FLOOR_NODE_ARGS (for the no-op and
+ * plain grpc-js floors; default none). Needs wrk, h2load, pgbench, psql and curl on PATH.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -751,7 +752,9 @@ async function startOurs(
 
 /** Starts a floor server script that prints "listening <port>"; collects its other output. */
 async function startFloor(script: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number; output: () => string[] }> {
-  const child = start(process.execPath, ["--import", "tsx", script], { env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env } });
+  // BENCH_FLOOR_NODE_ARGS: Node flags for the no-op and plain grpc-js floors (none by default), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_FLOOR_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
+  const child = start(process.execPath, [...nodeArgs, "--import", "tsx", script], { env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env } });
   let log = "";
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (log += chunk));
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (log += chunk));
