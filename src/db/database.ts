@@ -70,7 +70,10 @@ export interface DatabaseOptions {
 /**
  * Opens a connection pool. Connections use prepared statements and abort
  * transactions left idle for 10 s, so an abandoned transaction cannot hold
- * the feed's visibility horizon back for long.
+ * the feed's visibility horizon back for long. They set TimeZone UTC and
+ * DateStyle ISO whatever the database's defaults: postgres.js reads a
+ * timestamp by passing PostgreSQL's text to `new Date`, which misreads
+ * "SQL, DMY" or "German" output (day and month swapped, or Invalid Date).
  */
 export function openDatabase(options: DatabaseOptions): Sql {
   return postgres(options.url, {
@@ -82,6 +85,7 @@ export function openDatabase(options: DatabaseOptions): Sql {
       application_name: options.applicationName ?? "session-manager",
       idle_in_transaction_session_timeout: 10_000,
       timezone: "UTC",
+      datestyle: "ISO",
     },
   });
 }

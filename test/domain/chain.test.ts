@@ -9,7 +9,7 @@ import { canonicalJson, type JsonObject } from "../../src/domain/json.js";
 import type { SessionEvent } from "../../src/domain/session.js";
 import { storedSession } from "../web/fixtures.js";
 
-/** Array-index keys out of UTF-16 order ("10" < "9" as text), at the top and nested; BMP text only, integers and short decimals. */
+/** Array-index keys out of UTF-16 order ("10" < "9" as text), at the top and nested; BMP text only, integers and decimals from 1e-4 to below 1e16. */
 const PAYLOADS: JsonObject[] = [
   { metadata: { "10": "ten", "9": "nine" } },
   { "10": "ten", "9": "nine", "-a": 1, "1.5": [1, 2.5, { b: true, a: null }], "ключ": "значение", text: "héllo\n✓" },
@@ -19,7 +19,8 @@ const PAYLOADS: JsonObject[] = [
 
 /**
  * An auditor's check, in Python: SHA-256 of json.dumps(sort_keys=True, separators=(",", ":"),
- * ensure_ascii=False), which is RFC 8785 for BMP keys, integers and short decimals.
+ * ensure_ascii=False), which writes RFC 8785 text while keys stay in the BMP and numbers are integers
+ * or decimals from 1e-4 to below 1e16 (README, "Audit and retention").
  */
 const AUDITOR = `
 import hashlib, json, sys
