@@ -11,9 +11,9 @@ let db: IsolatedDatabase;
 
 beforeAll(async () => {
   db = await createIsolatedDatabase("datestyle");
-  const [{ name }] = await db.sql<{ name: string }[]>`select current_database() as name`;
+  const [row] = await db.sql<{ name: string }[]>`select current_database() as name`;
   // What a DBA in a day-month locale might set; new connections get it unless they say otherwise.
-  await db.sql.unsafe(`alter database ${name} set datestyle = 'SQL, DMY'`);
+  await db.sql.unsafe(`alter database ${row!.name} set datestyle = 'SQL, DMY'`);
 });
 
 afterAll(async () => {
