@@ -70,10 +70,11 @@ export interface DatabaseOptions {
 /**
  * Opens a connection pool. Connections use prepared statements and abort
  * transactions left idle for 10 s, so an abandoned transaction cannot hold
- * the feed's visibility horizon back for long. They set TimeZone UTC and
- * DateStyle ISO whatever the database's defaults: postgres.js reads a
- * timestamp by passing PostgreSQL's text to `new Date`, which misreads
- * "SQL, DMY" or "German" output (day and month swapped, or Invalid Date).
+ * the feed's visibility horizon back for long. They set TimeZone UTC,
+ * DateStyle ISO and bytea_output hex whatever the database's defaults:
+ * postgres.js reads a timestamp by passing PostgreSQL's text to `new Date`,
+ * which misreads "SQL, DMY" or "German" output (day and month swapped, or
+ * Invalid Date), and a bytea as hex (API keys' secret hashes).
  */
 export function openDatabase(options: DatabaseOptions): Sql {
   return postgres(options.url, {
@@ -86,6 +87,7 @@ export function openDatabase(options: DatabaseOptions): Sql {
       idle_in_transaction_session_timeout: 10_000,
       timezone: "UTC",
       datestyle: "ISO",
+      bytea_output: "hex",
     },
   });
 }
