@@ -156,13 +156,17 @@ function onOff(raw: string | undefined): boolean | { problem: string } {
 const VARIABLES: readonly Variable<keyof Config>[] = [
   text("HOST", "host", "0.0.0.0", "Interface to listen on."),
   integer("PORT", "port", 8080, [0, 65535], "Port for gRPC, gRPC-Web and Connect (HTTP/1.1 and HTTP/2)."),
-  text(
-    "DATABASE_URL",
-    "databaseUrl",
-    null,
-    "PostgreSQL URL. Unset: an embedded PostgreSQL is started with its data in EMBEDDED_PG_DIR.",
-    (url) => (/^postgres(ql)?:\/\//.test(url) ? null : "expected a postgres:// or postgresql:// URL"),
-  ),
+  {
+    // secret: a URL may hold a password, which a problem report (stderr, logs) must not show.
+    ...text(
+      "DATABASE_URL",
+      "databaseUrl",
+      null,
+      "PostgreSQL URL. Unset: an embedded PostgreSQL is started with its data in EMBEDDED_PG_DIR.",
+      (url) => (/^postgres(ql)?:\/\//.test(url) ? null : "expected a postgres:// or postgresql:// URL"),
+    ),
+    secret: true,
+  },
   text("EMBEDDED_PG_DIR", "embeddedPgDir", ".data/postgres", "Data folder of the embedded PostgreSQL (git-ignored)."),
   integer("EMBEDDED_PG_PORT", "embeddedPgPort", 54329, [1, 65535], "Port of the embedded PostgreSQL."),
   integer("DB_POOL_MAX", "dbPoolMax", 10, [1, 1000], "Maximum pool connections per replica (plus one for LISTEN when FEED_NOTIFY is on)."),

@@ -37,6 +37,7 @@ describe("loadConfig", () => {
     expect(problems({ READ_REPLAY_WAIT_MS: "-1" })).toEqual([expect.stringMatching(/^READ_REPLAY_WAIT_MS=/)]);
     // A URL's password must not end up in the problem text (logs).
     expect(problems({ READ_DATABASE_URLS: "postgres://u:secret@a/sm,nope" }).join("")).not.toContain("secret");
+    expect(problems({ DATABASE_URL: "postgress://u:secret@a/sm" })).toEqual([expect.stringMatching(/^DATABASE_URL=\(value hidden\): expected a postgres/)]);
   });
 
   it("reports every problem at once", () => {
