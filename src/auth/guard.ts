@@ -55,7 +55,7 @@ export interface Guard {
 
 /** How long a caller refused with TOO_MANY_STREAMS is asked to wait, in ms (RetryInfo). */
 const RETRY_AFTER_MS = 1_000;
-/** Timers longer than this overflow in Node (and fire at once); a credential that outlives it is not timed. */
+/** The longest delay setTimeout takes (2^31 - 1 ms, 24.8 days); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Creates the replica's guard. */
@@ -110,15 +110,10 @@ export function createGuard({ sql, streamsPerPrincipal, load = null }: GuardOpti
         throw error;
       }
       if (limited) open.set(principal.id, count + 1);
-      const remainingMs = principal.expiresAtMs === null ? null : principal.expiresAtMs - Date.now();
-      let timer: NodeJS.Timeout | undefined;
+      const expiry = principal.expiresAtMs === null ? null : new Expiry(principal.expiresAtMs);
       let signal = principal.revoked;
-      if (remainingMs !== null && remainingMs < MAX_TIMER_MS) {
-        const expiry = new AbortController();
-        timer = setTimeout(() => expiry.abort(), Math.max(0, remainingMs));
-        signal = signal === null ? expiry.signal : AbortSignal.any([expiry.signal, signal]);
-      }
-      return new Grant(signal, principal, limited, timer, open);
+      if (expiry !== null) signal = signal === null ? expiry.signal : AbortSignal.any([expiry.signal, signal]);
+      return new Grant(signal, principal, limited, expiry, open);
     },
   };
 }
@@ -135,7 +130,7 @@ class Grant implements StreamGrant {
     readonly signal: AbortSignal | null,
     private readonly principal: Principal,
     private readonly limited: boolean,
-    private readonly timer: NodeJS.Timeout | undefined,
+    private readonly expiry: Expiry | null,
     private readonly open: Map<string, number>,
   ) {}
 
@@ -149,11 +144,35 @@ class Grant implements StreamGrant {
   release(): void {
     if (this.released) return;
     this.released = true;
-    clearTimeout(this.timer);
+    this.expiry?.cancel();
     if (!this.limited) return;
     const { open, principal } = this;
     const left = (open.get(principal.id) ?? 1) - 1;
     if (left === 0) open.delete(principal.id);
     else open.set(principal.id, left);
+  }
+}
+
+/**
+ * Aborts `signal` at `atMs` (ms since the epoch): a credential's expiry. setTimeout takes at
+ * most MAX_TIMER_MS, so a later one (a JWT valid for months) is reached in steps of that size.
+ */
+class Expiry {
+  private readonly controller = new AbortController();
+  readonly signal = this.controller.signal;
+  private timer: NodeJS.Timeout;
+
+  constructor(private readonly atMs: number) {
+    this.timer = this.arm();
+  }
+
+  private arm(): NodeJS.Timeout {
+    const leftMs = this.atMs - Date.now();
+    if (leftMs > MAX_TIMER_MS) return setTimeout(() => (this.timer = this.arm()), MAX_TIMER_MS);
+    return setTimeout(() => this.controller.abort(), Math.max(0, leftMs));
+  }
+
+  cancel(): void {
+    clearTimeout(this.timer);
   }
 }

@@ -53,6 +53,8 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
       ...(options.issuer !== null ? { issuer: options.issuer } : {}),
       ...(options.audience !== null ? { audience: options.audience } : {}),
     });
+    // RFC 7519 NumericDate: a number of seconds; JSON's 1e400 parses to Infinity, a token that would never expire.
+    if (!Number.isFinite(payload.exp)) throw new Error("claim exp is not a finite NumericDate");
     const userId = payload[options.userClaim];
     if (typeof userId !== "string" || userId === "") throw new Error(`claim ${options.userClaim} is not a non-empty string`);
     return { userId, expiresAtMs: payload.exp! * 1000 };

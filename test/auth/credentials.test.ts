@@ -149,7 +149,7 @@ describe.each(PROTOCOLS)("credentials over %s", (protocol, makeTransport) => {
     await withKey("writer").endSession({ recordId: uniqueId("rec"), sessionId });
   });
 
-  it("refuses JWTs that are expired, not yet valid, for another issuer or audience, badly signed or unsigned", async () => {
+  it("refuses JWTs that are expired, never expire, are not yet valid, for another issuer or audience, badly signed or unsigned", async () => {
     const userId = uniqueId("auth-jwt-bad");
     const now = Math.floor(Date.now() / 1000);
     const bad = {
@@ -158,6 +158,7 @@ describe.each(PROTOCOLS)("credentials over %s", (protocol, makeTransport) => {
       "wrong issuer": await idp.sign(userId, { claims: { iss: "https://evil.example" } }),
       "wrong audience": await idp.sign(userId, { claims: { aud: "another-service" } }),
       "no exp": await idp.sign(userId, { claims: { exp: undefined } }),
+      "exp 1e400 (Infinity)": await idp.signText(JSON.stringify({ sub: userId, iss: TEST_ISSUER, aud: TEST_AUDIENCE }).replace(/}$/, ',"exp":1e400}')),
       "bad signature": await idp.sign(userId, { key: idp.strangerKey }),
       "alg none": unsignedToken(userId),
       tampered: forge(await idp.sign(userId), { sub: "someone-else", iss: TEST_ISSUER, aud: TEST_AUDIENCE, exp: now + 300 }),

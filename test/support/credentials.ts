@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Interceptor } from "@connectrpc/connect";
-import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from "jose";
+import { CompactSign, SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWTPayload } from "jose";
 import type { Role } from "../../src/auth/principal.js";
 import type { Sql } from "../../src/db/database.js";
 import { createKey } from "../../src/service/api-keys.js";
@@ -31,6 +31,8 @@ export interface TestIdentityProvider {
   sign(sub: string, options?: { ttlS?: number; claims?: JWTPayload; alg?: string; key?: CryptoKey }): Promise<string>;
   /** A key pair the server does not know: tokens it signs must be refused. */
   strangerKey: CryptoKey;
+  /** Signs `payload` as written (JSON text that JSON.stringify could not produce, e.g. `"exp":1e400`). */
+  signText(payload: string): Promise<string>;
 }
 
 /** Creates a test identity provider (ES256). */
@@ -51,6 +53,9 @@ export async function createTestIdentityProvider(): Promise<TestIdentityProvider
       return new SignJWT({ sub, iss: TEST_ISSUER, aud: TEST_AUDIENCE, iat: now, exp: now + ttlS, ...claims })
         .setProtectedHeader({ alg, kid: "test" })
         .sign(key);
+    },
+    signText(payload) {
+      return new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: "ES256", kid: "test", typ: "JWT" }).sign(privateKey);
     },
   };
 }
