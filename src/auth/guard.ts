@@ -11,6 +11,7 @@ import { findSessionOwner } from "../db/access-repository.js";
 import { toDomainError } from "../db/errors.js";
 import { DomainError } from "../domain/errors.js";
 import type { LoadMonitor } from "../observability/event-loop.js";
+import { TimerAt } from "../timer-at.js";
 import { PRINCIPAL, checkUser, type Principal } from "./principal.js";
 
 /** Configures `createGuard`. */
@@ -55,8 +56,6 @@ export interface Guard {
 
 /** How long a caller refused with TOO_MANY_STREAMS is asked to wait, in ms (RetryInfo). */
 const RETRY_AFTER_MS = 1_000;
-/** The longest delay setTimeout takes (2^31 - 1 ms, 24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Creates the replica's guard. */
 export function createGuard({ sql, streamsPerPrincipal, load = null }: GuardOptions): Guard {
@@ -153,26 +152,17 @@ class Grant implements StreamGrant {
   }
 }
 
-/**
- * Aborts `signal` at `atMs` (ms since the epoch): a credential's expiry. setTimeout takes at
- * most MAX_TIMER_MS, so a later one (a JWT valid for months) is reached in steps of that size.
- */
+/** Aborts `signal` at `atMs` (ms since the epoch): a credential's expiry. */
 class Expiry {
   private readonly controller = new AbortController();
   readonly signal = this.controller.signal;
-  private timer: NodeJS.Timeout;
+  private readonly timer: TimerAt;
 
-  constructor(private readonly atMs: number) {
-    this.timer = this.arm();
-  }
-
-  private arm(): NodeJS.Timeout {
-    const leftMs = this.atMs - Date.now();
-    if (leftMs > MAX_TIMER_MS) return setTimeout(() => (this.timer = this.arm()), MAX_TIMER_MS);
-    return setTimeout(() => this.controller.abort(), Math.max(0, leftMs));
+  constructor(atMs: number) {
+    this.timer = new TimerAt(atMs, () => this.controller.abort());
   }
 
   cancel(): void {
-    clearTimeout(this.timer);
+    this.timer.cancel();
   }
 }

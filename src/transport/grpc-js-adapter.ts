@@ -34,6 +34,7 @@ import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { isPushSource, type Sink } from "../feed/push.js";
+import { TimerAt } from "../timer-at.js";
 
 /** Configures `createGrpcJsServer`; pass the `routes` and `interceptors` the Connect server gets, so both adapters run the same code. */
 export interface GrpcJsServerOptions {
@@ -379,9 +380,6 @@ class CallValues implements ContextValues {
   }
 }
 
-/** The longest delay setTimeout takes (2^31 - 1 ms, 24.8 days); a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * The Connect handler context of a grpc-js call: the fields connect-es's
  * `createHandlerContext` sets, with ONE AbortController that aborts on
@@ -406,7 +404,7 @@ class CallContext implements HandlerContext {
   readonly values: ContextValues = new CallValues(this);
   readonly signal: AbortSignal;
   readonly #controller = new AbortController();
-  readonly #timer: NodeJS.Timeout | undefined;
+  readonly #timer: TimerAt | undefined;
   // `on`, not `once`: grpc-js emits "cancelled" once per call, and `once` keeps a wrapper function per open stream.
   readonly #onCancel = () => this.#controller.abort(new ConnectError("canceled by the client", Code.Canceled));
   #responseHeader: Headers | undefined;
@@ -421,9 +419,7 @@ class CallContext implements HandlerContext {
   ) {
     this.signal = this.#controller.signal;
     call.on("cancelled", this.#onCancel);
-    // setTimeout takes at most 2^31 - 1 ms (24.8 days; longer fires at once): a deadline further away keeps no timer.
-    const delayMs = deadline === undefined ? Infinity : Math.max(0, deadline - Date.now());
-    if (delayMs <= MAX_TIMER_MS) this.#timer = setTimeout(() => this.#controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), delayMs);
+    if (deadline !== undefined) this.#timer = new TimerAt(deadline, () => this.#controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)));
   }
 
   /**
@@ -436,7 +432,7 @@ class CallContext implements HandlerContext {
    */
   settle(): void {
     this.call.off("cancelled", this.#onCancel);
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
   }
 
   get service(): DescService {
